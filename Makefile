@@ -1,0 +1,67 @@
+# clinicpacs.orthanc — developer and CI entry points. `make help` lists the targets.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+ROOT := $(CURDIR)
+VENV ?= $(ROOT)/.venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+COLLECTIONS := $(ROOT)/.collections
+
+# Debian's docker client lives in /usr/bin; an older stand-alone client may come first on PATH.
+export PATH := $(BIN):/usr/bin:$(PATH)
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
+export PYTHONDONTWRITEBYTECODE := 1
+
+PYTEST := $(BIN)/pytest -p no:cacheprovider
+MOLECULE_SCENARIOS ?= smoke
+
+.PHONY: help venv collections images lint sanity unit integration molecule test demo bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+venv: $(BIN)/.installed ## create the project virtualenv (.venv) from requirements-dev.txt
+
+collections: venv ## install the collections of requirements.yml into .collections (Galaxy or offline)
+	VENV=$(VENV) tools/install-collections.sh $(COLLECTIONS)
+
+images: ## build every test/demo image from Debian packages (cached by a hash of the build files)
+	bash tests/images/build.sh
+
+lint: collections ## yamllint, ansible-lint (production profile), ruff
+	$(BIN)/yamllint --strict .
+	$(BIN)/ansible-lint --profile production
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+sanity: collections ## ansible-test sanity on a copy of the collection (python 3.11, local)
+	VENV=$(VENV) tools/sanity.sh
+
+unit: collections ## unit tests (no Docker needed)
+	$(PYTEST) tests/unit
+
+integration: collections images ## integration tests against real Orthanc/PostgreSQL containers
+	$(PYTEST) tests/images tests/integration
+
+molecule: collections images ## Molecule scenarios on clinic box containers
+	for s in $(MOLECULE_SCENARIOS); do $(BIN)/molecule test -s $$s || exit 1; done
+
+test: lint sanity unit integration molecule ## every gate CI runs
+
+demo: collections images ## provision a demo clinic into a local box container
+	@echo "make demo: not available yet (provisioning roles are being built)"; exit 1
+
+bench: collections images ## benchmarks (writes bench/results/*.json)
+	$(BIN)/python bench/run.py
+
+clean: ## remove the virtualenv, installed collections and build copies (images stay)
+	rm -rf $(VENV) $(COLLECTIONS) .build tests/output .pytest_cache .ruff_cache
