@@ -1,0 +1,258 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) clinicpacs.orthanc developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+DOCUMENTATION = r'''
+module: orthanc_peer
+short_description: Manage one Orthanc peer (another Orthanc reached over HTTP)
+version_added: 0.1.0
+description:
+  - Creates, updates or removes one entry of Orthanc's C(OrthancPeers) through the REST API
+    (C(PUT /peers/{name}), C(DELETE /peers/{name})).
+  - Reads all peers once (C(GET /peers?expand)) and writes only when something differs. Orthanc replaces the
+    whole peer on C(PUT), so every write sends the complete desired configuration.
+  - B(Passwords cannot be compared.) Orthanc never returns a peer's password (nor the client key and its
+    password), so the module cannot know whether it differs. With O(update_password=on_create) (default) the
+    password is sent when the peer is created and whenever another field changes; with
+    O(update_password=always) it is sent on every run, and the task then always reports a change.
+  - HTTP headers and user properties of a peer are not managed; a write removes them.
+author:
+  - clinicpacs.orthanc developers (@clinicpacs)
+extends_documentation_fragment:
+  - clinicpacs.orthanc.orthanc
+attributes:
+  check_mode:
+    support: full
+    description: Reads Orthanc and reports what would change; never writes.
+  diff_mode:
+    support: full
+    description: Shows the configuration before and after; passwords are shown masked, never in clear.
+  idempotent:
+    support: partial
+    description: Idempotent unless passwords are sent on every run.
+    details:
+      - Idempotent with O(update_password=on_create). With O(update_password=always) and a O(password), every
+        run writes the password and reports a change because Orthanc cannot return it for comparison.
+options:
+  name:
+    description: Symbolic name of the peer (letters, digits, V(-) and V(_), at most 64 characters).
+    type: str
+    required: true
+  state:
+    description: V(present) creates or updates the peer, V(absent) removes it.
+    type: str
+    choices: [present, absent]
+    default: present
+  url:
+    description:
+      - Base URL of the peer's REST API, V(http://) or V(https://). Required when O(state=present).
+      - Orthanc stores it with a trailing slash; both spellings compare equal.
+    type: str
+  username:
+    description: User name Orthanc sends to the peer (HTTP basic authentication).
+    type: str
+  password:
+    description:
+      - Password Orthanc sends to the peer. Never logged and never shown in a diff.
+      - Not readable back from Orthanc, see O(update_password).
+    type: str
+  update_password:
+    description:
+      - V(on_create) sends O(password) when the peer is created or when another field changes.
+      - V(always) sends it on every run (and so always reports a change).
+    type: str
+    choices: [always, on_create]
+    default: on_create
+  certificate_file:
+    description: Client certificate (PEM, path on the Orthanc host) for mutual TLS towards the peer.
+    type: str
+  certificate_key_file:
+    description: Private key of O(certificate_file) (path on the Orthanc host). Not readable back from Orthanc.
+    type: str
+  certificate_key_password:
+    description: Password of O(certificate_key_file); Orthanc requires it with a client certificate.
+    type: str
+  pkcs11:
+    description: Use the PKCS#11 module configured in Orthanc for the client certificate.
+    type: bool
+    default: false
+  timeout:
+    description: HTTP timeout in seconds for this peer; unset or V(0) means Orthanc's C(HttpTimeout).
+    type: int
+notes:
+  - Verification of the peer's server certificate is global in Orthanc (C(HttpsVerifyPeers),
+    C(HttpsCACertificates)), not a per-peer setting.
+seealso:
+  - module: clinicpacs.orthanc.orthanc_info
+'''
+
+EXAMPLES = r'''
+- name: Send studies to the group's central archive
+  clinicpacs.orthanc.orthanc_peer:
+    api_username: ansible
+    api_password: "{{ vault_orthanc_ansible_password }}"
+    name: central
+    url: https://archive.group.example/orthanc/
+    username: clinic42
+    password: "{{ vault_central_password }}"
+    timeout: 60
+
+- name: Remove the old peer
+  clinicpacs.orthanc.orthanc_peer:
+    name: old-archive
+    state: absent
+'''
+
+RETURN = r'''
+peer:
+  description: Public configuration of the peer after the run (passwords never included); empty when absent.
+  returned: always
+  type: dict
+  sample: {Url: "https://archive.group.example/orthanc/", Username: clinic42, Pkcs11: false, HttpHeaders: [],
+           Timeout: 60}
+changed_fields:
+  description: Orthanc keys that are written because they differ (or, for passwords, because they are sent).
+  returned: always
+  type: list
+  elements: str
+  sample: [Timeout]
+diff:
+  description: Configuration before and after, keyed by peer name, passwords masked.
+  returned: always
+  type: dict
+  sample:
+    before: {central: {Timeout: 30}}
+    after: {central: {Timeout: 60}}
+orthanc_requests:
+  description: Number of HTTP requests sent to Orthanc, by method.
+  returned: always
+  type: dict
+  sample: {GET: 1, PUT: 1}
+'''
+
+import re  # noqa: E402
+
+from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_resource import (  # noqa: E402
+    OrthancModule,
+    plan_changes,
+)
+
+NAME_RE = re.compile(r'^[A-Za-z0-9_-]{1,64}$')
+SECRETS = ('Password', 'CertificateKeyFile', 'CertificateKeyPassword')
+
+
+def normalize_url(url):
+    return url if url.endswith('/') else url + '/'
+
+
+def normalize_current(cfg):
+    """Public fields of one peer as Orthanc returns them, in the form we compare."""
+    if isinstance(cfg, list):  # simple format: [url, username, password]
+        cfg = {'Url': cfg[0], 'Username': cfg[1] if len(cfg) > 1 else None}
+    out = {
+        'Url': normalize_url(cfg.get('Url') or cfg.get('URL') or ''),
+        'Pkcs11': bool(cfg.get('Pkcs11', False)),
+        'HttpHeaders': sorted(cfg.get('HttpHeaders') or []),
+    }
+    if cfg.get('Username'):
+        out['Username'] = cfg['Username']
+    if cfg.get('CertificateFile'):
+        out['CertificateFile'] = cfg['CertificateFile']
+    if cfg.get('Timeout') not in (None, '', 0, '0'):  # 0 = Orthanc's HttpTimeout, same as unset
+        out['Timeout'] = int(cfg['Timeout'])
+    return out
+
+
+def desired_peer(p):
+    want = {'Url': normalize_url(p['url']), 'Pkcs11': p['pkcs11'], 'HttpHeaders': []}
+    if p['username']:
+        want['Username'] = p['username']
+    if p['certificate_file']:
+        want['CertificateFile'] = p['certificate_file']
+    if p['timeout']:
+        want['Timeout'] = p['timeout']
+    return want
+
+
+def validate(p):
+    errors = []
+    if not NAME_RE.match(p['name'] or ''):
+        errors.append("name '{}' is invalid: use 1 to 64 letters, digits, '-' or '_'".format(p['name']))
+    if p['state'] == 'absent':
+        return errors
+    url = p['url'] or ''
+    if not re.match(r'^https?://[^/\s]+', url):
+        errors.append(f"url '{url}' is invalid: it must start with http:// or https:// followed by a host")
+    if p['password'] and not p['username']:
+        errors.append('password is set but username is empty: Orthanc needs a username with a password')
+    if p['certificate_file'] and not p['certificate_key_password']:
+        errors.append(
+            'certificate_key_password is required with certificate_file (Orthanc refuses a client '
+            'certificate without it)'
+        )
+    if p['timeout'] is not None and p['timeout'] < 0:
+        errors.append('timeout {} is negative: use a number of seconds'.format(p['timeout']))
+    return errors
+
+
+def main():
+    spec = {
+        'name': {'type': 'str', 'required': True},
+        'state': {'type': 'str', 'default': 'present', 'choices': ['present', 'absent']},
+        'url': {'type': 'str'},
+        'username': {'type': 'str'},
+        'password': {'type': 'str', 'no_log': True},
+        'update_password': {'type': 'str', 'default': 'on_create', 'choices': ['always', 'on_create'], 'no_log': False},
+        'certificate_file': {'type': 'str'},
+        'certificate_key_file': {'type': 'str', 'no_log': False},
+        'certificate_key_password': {'type': 'str', 'no_log': True},
+        'pkcs11': {'type': 'bool', 'default': False},
+        'timeout': {'type': 'int'},
+    }
+    om = OrthancModule(spec, required_if=[('state', 'present', ('url',))])
+    p = om.params
+    errors = validate(p)
+    if errors:
+        om.fail('; '.join(errors))
+    name = p['name']
+    raw = om.call(om.client.get, '/peers?expand') or {}
+    current = {n: normalize_current(cfg) for n, cfg in raw.items()}
+    want = None
+    if p['state'] == 'present':
+        want = desired_peer(p)
+        for key, option in (
+            ('Password', 'password'),
+            ('CertificateKeyFile', 'certificate_key_file'),
+            ('CertificateKeyPassword', 'certificate_key_password'),
+        ):
+            if p[option]:
+                want[key] = p[option]
+    always = p['update_password'] == 'always'  # noqa: S105
+    force = {name} if always and p['password'] else set()
+    plan = plan_changes(current, {name: want}, secret_keys=SECRETS, force_secret=force)
+    change = plan.changes[0] if plan.changes else None
+    if change and change.action == 'update' and p['username'] and not p['password']:
+        om.fail(
+            "password is required to change peer '{}' (fields {}): Orthanc replaces the whole peer and "
+            "cannot return the stored password".format(name, ', '.join(change.fields))
+        )
+
+    def writer(change):
+        path = '/peers/' + om.client.quote(change.name)
+        if change.action == 'delete':
+            om.client.delete(path)
+        else:
+            body = {k: v for k, v in change.after.items() if k != 'HttpHeaders' and v is not None}
+            om.client.put(path, body)
+
+    om.apply(plan, writer)
+    public = {k: v for k, v in (want or {}).items() if k not in SECRETS}
+    om.exit(plan.changed, diff=plan.diff, peer=public, changed_fields=change.fields if change else [])
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,115 @@
+import pytest
+from ansible_collections.clinicpacs.orthanc.plugins.modules import orthanc_modalities
+
+from ..orthanc_fake import FakeOrthanc, install, run_module
+
+BASE = {'api_url': 'http://127.0.0.1:8042', 'api_username': 'ansible', 'api_password': 'pw'}
+
+
+def devices(count):
+    return [
+        {'name': f'dev{i:02d}', 'aet': f'DEV{i:02d}', 'host': f'10.0.0.{i + 1}', 'port': 104 + i} for i in range(count)
+    ]
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    f = FakeOrthanc()
+    install(monkeypatch, f)
+    return f
+
+
+def test_converged_list_of_50_costs_one_get(fake, capsys):
+    _failed, res = run_module(orthanc_modalities, dict(BASE, modalities=devices(50), exclusive=True), capsys)
+    assert res['changed'] is True
+    assert res['orthanc_requests'] == {'GET': 1, 'PUT': 50}
+    fake.calls.clear()
+    _failed, res = run_module(orthanc_modalities, dict(BASE, modalities=devices(50), exclusive=True), capsys)
+    assert res['changed'] is False
+    assert res['orthanc_requests'] == {'GET': 1}
+    assert fake.calls == [('GET', '/modalities?expand', None)]
+
+
+def test_exclusive_removes_unlisted(fake, capsys):
+    fake.add_modality('old', AET='OLD', Host='10.9.9.9', Port=104)
+    _failed, res = run_module(orthanc_modalities, dict(BASE, modalities=devices(2), exclusive=True), capsys)
+    assert res['deleted'] == ['old']
+    assert res['created'] == ['dev00', 'dev01']
+    assert 'old' not in fake.modalities
+    assert res['diff']['before'] == {'old': fake.calls and res['diff']['before']['old']}
+
+
+def test_not_exclusive_keeps_unlisted(fake, capsys):
+    fake.add_modality('old', AET='OLD', Host='10.9.9.9', Port=104)
+    _failed, res = run_module(orthanc_modalities, dict(BASE, modalities=devices(1)), capsys)
+    assert res['deleted'] == []
+    assert 'old' in fake.modalities
+
+
+def test_item_state_absent(fake, capsys):
+    fake.add_modality('old', AET='OLD', Host='10.9.9.9', Port=104)
+    items = [{'name': 'old', 'state': 'absent'}]
+    _failed, res = run_module(orthanc_modalities, dict(BASE, modalities=items), capsys)
+    assert res['deleted'] == ['old']
+
+
+def test_update_reports_fields(fake, capsys):
+    run_module(orthanc_modalities, dict(BASE, modalities=devices(3)), capsys)
+    items = devices(3)
+    items[1]['allow_move'] = False
+    _failed, res = run_module(orthanc_modalities, dict(BASE, modalities=items), capsys)
+    assert res['updated'] == {'dev01': ['AllowMove']}
+    assert res['orthanc_requests'] == {'GET': 1, 'PUT': 1}
+
+
+def test_check_mode_writes_nothing(fake, capsys):
+    fake.add_modality('old', AET='OLD', Host='10.9.9.9', Port=104)
+    args = dict(BASE, modalities=devices(5), exclusive=True, _ansible_check_mode=True)
+    _failed, res = run_module(orthanc_modalities, args, capsys)
+    assert res['changed'] is True
+    assert fake.writes == []
+    assert list(fake.modalities) == ['old']
+
+
+def test_duplicate_names_fail_before_any_request(fake, capsys):
+    items = devices(3)
+    items[2]['name'] = 'dev00'
+    failed, res = run_module(orthanc_modalities, dict(BASE, modalities=items), capsys)
+    assert failed
+    assert "modalities[2].name 'dev00' is already used by modalities[0]: names must be unique" in res['msg']
+    assert fake.calls == []
+
+
+def test_all_item_errors_reported_together(fake, capsys):
+    items = devices(3)
+    items[0]['port'] = 0
+    items[2]['aet'] = 'X' * 17
+    failed, res = run_module(orthanc_modalities, dict(BASE, modalities=items), capsys)
+    assert failed
+    assert 'modalities[0].port 0 is out of range' in res['msg']
+    assert 'modalities[2].aet' in res['msg']
+    assert fake.calls == []
+
+
+def test_missing_aet_for_present_item(fake, capsys):
+    failed, res = run_module(orthanc_modalities, dict(BASE, modalities=[{'name': 'x', 'host': 'h'}]), capsys)
+    assert failed
+    assert 'modalities[0].aet is empty' in res['msg']
+
+
+def test_echo_for_changed_devices(fake, capsys):
+    fake.echo_ok = False
+    args = dict(BASE, modalities=devices(2), echo=True, echo_failure='warn')
+    failed, res = run_module(orthanc_modalities, args, capsys)
+    assert not failed
+    assert res['echo'] == {'dev00': 'failed', 'dev01': 'failed'}
+    fake.echo_ok = True
+    _failed, res = run_module(orthanc_modalities, dict(args, echo_failure='fail'), capsys)
+    assert res['echo'] == {}
+
+
+def test_echo_failure_fails(fake, capsys):
+    fake.echo_ok = False
+    failed, res = run_module(orthanc_modalities, dict(BASE, modalities=devices(1), echo=True), capsys)
+    assert failed
+    assert "device 'dev00'" in res['msg']

@@ -1,0 +1,167 @@
+import pytest
+from ansible_collections.clinicpacs.orthanc.plugins.modules import orthanc_modality
+
+from ..orthanc_fake import FakeOrthanc, install, run_module
+
+BASE = {'api_url': 'http://127.0.0.1:8042', 'api_username': 'ansible', 'api_password': 'pw'}
+PANO = dict(BASE, name='pano', aet='PANO01', host='192.0.2.20', port=104)
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    f = FakeOrthanc()
+    install(monkeypatch, f)
+    return f
+
+
+def test_create(fake, capsys):
+    failed, res = run_module(orthanc_modality, PANO, capsys)
+    assert not failed
+    assert res['changed'] is True
+    assert res['orthanc_requests'] == {'GET': 1, 'PUT': 1}
+    assert fake.calls[1][0:2] == ('PUT', '/modalities/pano')
+    assert len(fake.calls[1][2]) == 17
+    assert fake.modalities['pano']['AET'] == 'PANO01'
+    assert res['diff']['before'] == {}
+    assert res['diff']['after']['pano']['Port'] == 104
+    assert len(res['changed_fields']) == 17
+
+
+def test_unchanged_reads_once_writes_nothing(fake, capsys):
+    fake.add_modality('pano', AET='PANO01', Host='192.0.2.20', Port=104)
+    failed, res = run_module(orthanc_modality, PANO, capsys)
+    assert not failed
+    assert res['changed'] is False
+    assert res['orthanc_requests'] == {'GET': 1}
+    assert fake.writes == []
+    assert res['diff'] == {'before': {}, 'after': {}}
+
+
+def test_change_one_field_diff_has_only_that_field(fake, capsys):
+    fake.add_modality('pano', AET='PANO01', Host='192.0.2.20', Port=104)
+    _failed, res = run_module(orthanc_modality, dict(PANO, port=4242), capsys)
+    assert res['changed'] is True
+    assert res['changed_fields'] == ['Port']
+    before, after = res['diff']['before']['pano'], res['diff']['after']['pano']
+    assert [k for k in after if before.get(k) != after[k]] == ['Port']
+    assert fake.modalities['pano']['Port'] == 4242
+
+
+def test_omitted_option_restores_default(fake, capsys):
+    """PUT replaces everything: a flag changed outside Ansible is reset to the declared default."""
+    fake.add_modality('pano', AET='PANO01', Host='192.0.2.20', Port=104, AllowStore=False)
+    _failed, res = run_module(orthanc_modality, PANO, capsys)
+    assert res['changed_fields'] == ['AllowStore']
+
+
+def test_check_mode_makes_no_write(fake, capsys):
+    _failed, res = run_module(orthanc_modality, dict(PANO, _ansible_check_mode=True), capsys)
+    assert res['changed'] is True
+    assert fake.writes == []
+    assert fake.modalities == {}
+    assert res['orthanc_requests'] == {'GET': 1}
+
+
+def test_check_mode_change_no_write(fake, capsys):
+    fake.add_modality('pano', AET='PANO01', Host='192.0.2.20', Port=104)
+    _failed, res = run_module(orthanc_modality, dict(PANO, port=11112, _ansible_check_mode=True), capsys)
+    assert res['changed'] is True
+    assert fake.writes == []
+    assert fake.modalities['pano']['Port'] == 104
+
+
+def test_delete_and_delete_again(fake, capsys):
+    fake.add_modality('pano', AET='PANO01', Host='192.0.2.20', Port=104)
+    _failed, res = run_module(orthanc_modality, dict(BASE, name='pano', state='absent'), capsys)
+    assert res['changed'] is True
+    assert res['orthanc_requests'] == {'GET': 1, 'DELETE': 1}
+    assert res['diff']['before']['pano']['AET'] == 'PANO01'
+    _failed, res = run_module(orthanc_modality, dict(BASE, name='pano', state='absent'), capsys)
+    assert res['changed'] is False
+    assert res['orthanc_requests'] == {'GET': 1}
+
+
+@pytest.mark.parametrize(
+    ('change', 'fragment'),
+    [
+        ({'aet': 'A' * 17}, "aet 'AAAAAAAAAAAAAAAAA' is 17 characters long"),
+        ({'aet': 'PANO\\01'}, 'backslash'),
+        ({'port': 0}, 'port 0 is out of range: a TCP port is 1-65535'),
+        ({'port': 70000}, 'port 70000 is out of range: a TCP port is 1-65535'),
+        ({'host': ''}, 'host is empty'),
+        ({'name': 'pano 1'}, "name 'pano 1' is invalid"),
+        ({'manufacturer': 'Siemens'}, 'manufacturer must be one of'),
+        ({'local_aet': 'X\\Y'}, 'local_aet'),
+    ],
+)
+def test_validation_fails_before_any_request(fake, capsys, change, fragment):
+    failed, res = run_module(orthanc_modality, dict(PANO, **change), capsys)
+    assert failed
+    assert fragment in res['msg']
+    assert fake.calls == []
+
+
+def test_missing_host_is_required(fake, capsys):
+    args = dict(PANO)
+    del args['host']
+    failed, res = run_module(orthanc_modality, args, capsys)
+    assert failed
+    assert 'host' in res['msg']
+
+
+def test_echo_ok_after_change(fake, capsys):
+    _failed, res = run_module(orthanc_modality, dict(PANO, echo=True), capsys)
+    assert res['echo'] == 'ok'
+    assert fake.calls[-1][0:2] == ('POST', '/modalities/pano/echo')
+
+
+def test_echo_failure_fails_with_clear_message(fake, capsys):
+    fake.echo_ok = False
+    failed, res = run_module(orthanc_modality, dict(PANO, echo=True), capsys)
+    assert failed
+    assert res['changed'] is True
+    assert "C-ECHO from Orthanc to device 'pano' (AET 'PANO01' at 192.0.2.20:104) failed" in res['msg']
+    assert 'configuration was saved' in res['msg']
+
+
+def test_echo_failure_can_only_warn(fake, capsys):
+    fake.echo_ok = False
+    failed, res = run_module(orthanc_modality, dict(PANO, echo=True, echo_failure='warn'), capsys)
+    assert not failed
+    assert res['echo'] == 'failed'
+    assert 'C-ECHO' in str(res['warnings'])
+
+
+@pytest.mark.parametrize('check_mode', [True, False])
+def test_echo_skipped_without_change_or_in_check_mode(fake, capsys, check_mode):
+    if not check_mode:
+        fake.add_modality('pano', AET='PANO01', Host='192.0.2.20', Port=104)
+    _failed, res = run_module(orthanc_modality, dict(PANO, echo=True, _ansible_check_mode=check_mode), capsys)
+    assert res['echo'] == 'skipped'
+    assert not any(c[1].endswith('/echo') for c in fake.calls)
+
+
+@pytest.mark.parametrize(
+    ('answer', 'fragment'),
+    [
+        ((401, b''), "HTTP 401 Unauthorized to GET /modalities?expand with user 'ansible'"),
+        (
+            (500, {'HttpError': 'Internal Server Error', 'Message': 'Database error'}),
+            'HTTP 500 Internal Server Error: Database error',
+        ),
+    ],
+)
+def test_orthanc_errors_are_one_line_failures(fake, capsys, answer, fragment):
+    fake.fail_next = [answer]
+    failed, res = run_module(orthanc_modality, PANO, capsys)
+    assert failed
+    assert fragment in res['msg']
+    assert '\n' not in res['msg']
+    assert 'exception' not in res
+
+
+def test_failed_put_reports_cause(fake, capsys):
+    fake.fail_next = [(200, {}), (400, {'HttpError': 'Bad Request', 'Message': 'Bad file format'})]
+    failed, res = run_module(orthanc_modality, PANO, capsys)
+    assert failed
+    assert res['msg'].startswith('create of pano failed after 0 earlier change(s): Orthanc PUT /modalities/pano')
