@@ -1,0 +1,1411 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, clinicpacs.orthanc contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Find patients that are probably the same person under different PatientIDs.
+
+Pure Python (standard library only), no Orthanc inside: the caller gives one record per
+PatientID and gets back groups of likely duplicates, each with a score and the reasons, plus
+the opposite problem, *collisions* (one PatientID used for clearly different people).
+
+Input
+=====
+One :class:`PatientRecord` per PatientID. A record may hold several observed values, because an
+Orthanc patient collects studies that were registered at different times: several names, birth
+dates and sexes, the OtherPatientIDs, study dates, institutions and StudyInstanceUIDs.
+:func:`records_from_observations` builds records from flat dictionaries keyed by DICOM keywords
+(one per study or instance), grouped by ``PatientID``.
+
+Normalisation
+=============
+* DICOM PN ``Family^Given^Middle^Prefix^Suffix``; when a name holds ``=``-separated groups
+  (alphabetic ``=`` ideographic ``=`` phonetic), the alphabetic group is used, else the phonetic,
+  else the ideographic one. Free text (``John Smith``, ``Smith, John``) is split into tokens: with
+  a comma the family name comes first, otherwise last (with its particles: ``de la Cruz``).
+* Case is folded; accents are removed (``Müller`` = ``Muller``, ``Łukasz`` = ``Lukasz``,
+  ``ß`` = ``ss``); Cyrillic and Greek are transliterated with a small table (``Иванов`` =
+  ``Ivanov``, ``Παπαδόπουλος`` = ``Papadopoulos``). Other scripts (Hebrew, Arabic, Japanese kana and
+  kanji, Thai, ...) are **not** transliterated: they are compared as normalised script text
+  (NFKC, so half-width katakana equals full-width), which finds typos and exact matches within the
+  same script, but never matches a Latin spelling of the same name.
+* Titles (Dr, Prof, Mr, Mrs, Herr, Frau, Mme, ...) are dropped; generational suffixes (Jr, Sr, II,
+  III) are kept apart and two different ones are a conflict (father and son).
+* Hyphens, apostrophes and spaces inside a component do not matter: ``Jean-Pierre`` =
+  ``Jean Pierre`` = ``Jeanpierre``, ``O'Brien`` = ``OBrien``.
+* Birth dates ``YYYYMMDD``, ``YYYYMM`` and ``YYYY`` (also with ``-``, ``.`` or ``/``); empty dates and
+  placeholders (``19000101``, ``00000000``, years before 1850) count as unknown. Sex ``M``, ``F``, ``O``;
+  anything else is unknown.
+
+Scoring (one pair of records)
+=============================
+Names: family names and given names are compared separately with Jaro-Winkler similarity (0 to 1,
+typo tolerant), in the recorded order and with family and given swapped; the better order wins
+(reason ``name order swapped``). A surname that is a part of the other one (``Garcia`` vs
+``Garcia Lopez``) counts 0.92; a given name that is the initial of the other one counts 0.85. The
+name score is the mean of the family and given scores; when one record has no given name it is the
+family score times 0.85. Records with several names use their best-matching pair of names.
+
+Birth dates: same date 1.0; same year and month with an unknown day 0.9; day and month swapped
+0.9; one wrong digit in the day, month or last digit of the year, or two adjacent digits
+transposed, 0.85; only the year known and equal 0.85; one wrong digit in the decade or century
+(dates decades apart) 0.3; anything else is a **conflict**.
+
+Pair score:
+
+* both birth dates usable: ``0.6 * name + 0.4 * birth_date`` (weights ``name`` and ``birth_date``);
+* a birth date unknown on one side: ``name * 0.88`` (``missing_one_date_factor``);
+* unknown on both sides: ``name * 0.70`` (``missing_both_dates_factor``): a name alone never reaches
+  the default threshold;
+* then bonuses: the PatientID of one record is listed in the OtherPatientIDs of the other, or both
+  list the same other ID, ``+0.3`` (``other_ids``); a StudyInstanceUID present under both
+  PatientIDs ``+0.15`` (``study_uid``); a shared institution or study date adds ``institution`` /
+  ``study_date`` (0 by default: shown as a reason only);
+* then caps, whatever the bonuses: different family names (best Jaro-Winkler below 0.80) or
+  different given names (below 0.85 and not an initial) cap the score at 0.5 -- twins have the same
+  surname and birth date but different given names; a birth date conflict caps it at 0.4 -- a parent
+  and a child with the same name are decades apart; different generational suffixes 0.5; different
+  sex (both known) 0.7.
+
+Grouping
+========
+Pairs at or above ``threshold`` (default 0.8) are joined, strongest first (deterministic ties), into
+groups; a join is refused when any two records of the two groups are in conflict (different sex, names
+or suffixes, or birth dates far apart: more than ``max_typo_year_gap`` years, or three digits or more
+that differ -- two typos of one date differ in at most two, so a typo chain stays one group), so two
+different people cannot be chained through a third record. A record whose
+refused link is nearly as strong as its accepted one (within ``ambiguity_margin``) is taken out of its
+group and reported as *ambiguous* (for example a ``Maria Garcia`` without birth date next to two
+different ``Maria Garcia``). Every member of a group matches at least one other member at or above
+the threshold; the group score is its weakest accepted link.
+
+Blocking
+========
+Only records that share a blocking key are compared, so the work grows near-linearly with the
+number of records: birth date with day and month in sorted order plus the phonetic key of the
+family or of the given name; birth year plus the phonetic keys of both name parts;
+month and day plus the phonetic keys (year typos); the phonetic keys alone, used only for pairs where
+a birth date is unknown or partial; PatientID/OtherPatientIDs; StudyInstanceUID. The phonetic key is
+a Soundex variant that also codes the first letter (so ``Kowalski`` and ``Cowalski`` share it). A
+block larger than ``max_block_size`` is not compared all-to-all: its records are sorted by normalised
+name and each is compared with its ``window`` next neighbours (sorted neighbourhood), so a huge block
+of, say, empty birth dates never goes quadratic.
+
+Collisions
+==========
+A record whose observed names are clearly different people (a family- or given-name conflict), or
+whose birth dates conflict, is a collision. Its ``kind`` is ``name_changed_in_study`` when the
+differing names were seen in the same StudyInstanceUID (the study was re-sent or edited with another
+name), otherwise ``id_collision``. A StudyInstanceUID found under several PatientIDs is reported in
+``shared_study_uids``. Collisions are never merged; they are the opposite problem.
+
+Output
+======
+:func:`find_duplicates` returns ``groups`` (each: sorted ``patient_ids``, ``score``, the ``reasons`` of
+all its pairs, and ``pairs`` with each pair's score and reasons), ``ambiguous`` (``patient_id``,
+``candidates``, ``reason``), ``collisions``, ``shared_study_uids``, ``stats`` (records, blocks,
+capped blocks, candidate pairs, pairs above the threshold) and the ``threshold``. Groups are sorted by
+score (highest first), then by PatientIDs; everything else by PatientID, so the same input always gives
+the same output.
+
+Limits
+======
+Two different people with the same name, the same birth date and the same sex cannot be told apart by
+demographics; they are grouped (only OtherPatientIDs or a human can tell). Names in scripts without a
+transliteration table only match names in the same script. A record with no name is never matched.
+"""
+
+# ruff: noqa: RUF001  (Cyrillic and Greek letters in the transliteration tables are wanted)
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type  # noqa: UP001 (Ansible plugin header)
+
+import itertools
+import re
+import unicodedata
+from functools import lru_cache
+
+__all__ = [
+    'DEFAULT_CONFIG',
+    'PatientRecord',
+    'blocking_keys',
+    'compare_birth_dates',
+    'compare_names',
+    'compare_records',
+    'damerau_levenshtein',
+    'find_collisions',
+    'find_duplicates',
+    'jaro_winkler',
+    'normalize_text',
+    'parse_birth_date',
+    'parse_person_name',
+    'phonetic_key',
+    'records_from_observations',
+]
+
+DEFAULT_CONFIG = {
+    'threshold': 0.8,
+    'fields': ['name', 'birth_date', 'sex', 'other_ids', 'study_uid', 'institution', 'study_date'],
+    'weights': {
+        'name': 0.6,
+        'birth_date': 0.4,
+        'other_ids': 0.3,
+        'study_uid': 0.15,
+        'institution': 0.0,
+        'study_date': 0.0,
+    },
+    'missing_one_date_factor': 0.88,
+    'missing_both_dates_factor': 0.70,
+    'family_min': 0.80,
+    'given_min': 0.85,
+    'cap_name_conflict': 0.5,
+    'cap_date_conflict': 0.4,
+    'cap_sex_conflict': 0.7,
+    'cap_suffix_conflict': 0.5,
+    'max_block_size': 60,
+    'window': 12,
+    'max_names_per_record': 4,
+    'ambiguity_margin': 0.05,
+    'max_typo_year_gap': 2,
+    'placeholder_dates': ['19000101', '00000000', '00010101', '18991231', '18991230'],
+}
+
+# ---------------------------------------------------------------------------------------------
+# Text normalisation
+# ---------------------------------------------------------------------------------------------
+
+_CYRILLIC = {
+    'а': 'a',
+    'б': 'b',
+    'в': 'v',
+    'г': 'g',
+    'д': 'd',
+    'е': 'e',
+    'ё': 'e',
+    'ж': 'zh',
+    'з': 'z',
+    'и': 'i',
+    'й': 'i',
+    'к': 'k',
+    'л': 'l',
+    'м': 'm',
+    'н': 'n',
+    'о': 'o',
+    'п': 'p',
+    'р': 'r',
+    'с': 's',
+    'т': 't',
+    'у': 'u',
+    'ф': 'f',
+    'х': 'kh',
+    'ц': 'ts',
+    'ч': 'ch',
+    'ш': 'sh',
+    'щ': 'shch',
+    'ъ': '',
+    'ы': 'y',
+    'ь': '',
+    'э': 'e',
+    'ю': 'yu',
+    'я': 'ya',
+    'і': 'i',
+    'ї': 'i',
+    'є': 'ye',
+    'ґ': 'g',
+    'ђ': 'dj',
+    'ћ': 'c',
+    'џ': 'dz',
+    'љ': 'lj',
+    'њ': 'nj',
+    'ј': 'j',
+    'ў': 'u',
+}
+_GREEK = {
+    'α': 'a',
+    'β': 'v',
+    'γ': 'g',
+    'δ': 'd',
+    'ε': 'e',
+    'ζ': 'z',
+    'η': 'i',
+    'θ': 'th',
+    'ι': 'i',
+    'κ': 'k',
+    'λ': 'l',
+    'μ': 'm',
+    'ν': 'n',
+    'ξ': 'x',
+    'ο': 'o',
+    'π': 'p',
+    'ρ': 'r',
+    'σ': 's',
+    'ς': 's',
+    'τ': 't',
+    'υ': 'y',
+    'φ': 'f',
+    'χ': 'ch',
+    'ψ': 'ps',
+    'ω': 'o',
+}
+_GREEK_DIGRAPHS = (('ου', 'ou'), ('αι', 'ai'), ('ει', 'ei'), ('οι', 'oi'), ('μπ', 'mp'), ('ντ', 'nt'))
+_SPECIAL_LATIN = {
+    'ß': 'ss',
+    'æ': 'ae',
+    'œ': 'oe',
+    'ø': 'o',
+    'ł': 'l',
+    'đ': 'd',
+    'ð': 'd',
+    'þ': 'th',
+    'ı': 'i',
+    'ħ': 'h',
+    'ŀ': 'l',
+    'ŧ': 't',
+    'ĸ': 'k',
+}
+_TRANSLATE = {}
+for _table in (_CYRILLIC, _GREEK, _SPECIAL_LATIN):
+    for _k, _v in _table.items():
+        _TRANSLATE[ord(_k)] = _v
+
+_TITLES = frozenset(
+    (
+        'dr',
+        'drs',
+        'doc',
+        'prof',
+        'mr',
+        'mrs',
+        'ms',
+        'miss',
+        'mx',
+        'mme',
+        'mlle',
+        'm',
+        'herr',
+        'frau',
+        'sig',
+        'sra',
+        'srta',
+        'dott',
+        'ing',
+        'mgr',
+        'sir',
+        'dame',
+        'rev',
+        'pan',
+        'pani',
+        'dipl',
+        'med',
+        'phd',
+        'md',
+        'dds',
+        'dmd',
+        'msc',
+        'bsc',
+    )
+)
+_GENERATIONAL = {
+    'jr': 'jr',
+    'junior': 'jr',
+    'sr': 'sr',
+    'senior': 'sr',
+    'ii': 'ii',
+    'iii': 'iii',
+    'iv': 'iv',
+    '2nd': 'ii',
+    '3rd': 'iii',
+    'fils': 'jr',
+    'pere': 'sr',
+    'jun': 'jr',
+    'sen': 'sr',
+}
+_PARTICLES = frozenset(
+    (
+        'de',
+        'del',
+        'della',
+        'di',
+        'da',
+        'das',
+        'do',
+        'dos',
+        'du',
+        'la',
+        'le',
+        'van',
+        'von',
+        'der',
+        'den',
+        'ter',
+        'ten',
+        'zu',
+        'af',
+        'av',
+        'bin',
+        'ibn',
+        'al',
+        'el',
+        'y',
+        'st',
+    )
+)
+_NON_WORD = re.compile(r"[^\w]+", re.UNICODE)
+_APOSTROPHES = re.compile(r"['\u2019\u02bc`\u00b4]")
+
+
+def _is_latin_like(ch):
+    """True for characters of the Latin, Greek and Cyrillic blocks (below Hebrew)."""
+    return ord(ch) < 0x0590
+
+
+def normalize_text(value):
+    """Fold case, strip accents, transliterate Cyrillic/Greek; keep other scripts as NFKC text.
+
+    Punctuation becomes a space, apostrophes vanish. Returns a string of space-separated tokens.
+    """
+    if not value:
+        return ''
+    return _normalize(str(value))
+
+
+@lru_cache(maxsize=1 << 16)
+def _normalize(value):
+    text = unicodedata.normalize('NFKC', value).casefold()
+    for src, dst in _GREEK_DIGRAPHS:
+        if src in text:
+            text = text.replace(src, dst)
+    # strip combining marks that sit on Latin/Greek/Cyrillic letters only (keep kana voicing marks)
+    decomposed = unicodedata.normalize('NFKD', text)
+    out = []
+    prev_latin = True
+    for ch in decomposed:
+        if unicodedata.combining(ch):
+            if prev_latin:
+                continue
+        else:
+            prev_latin = _is_latin_like(ch)
+        out.append(ch)
+    text = unicodedata.normalize('NFC', ''.join(out)).translate(_TRANSLATE)
+    text = _APOSTROPHES.sub('', text)
+    return ' '.join(_NON_WORD.sub(' ', text).replace('_', ' ').split())
+
+
+class ParsedName:
+    """A normalised person name: family tokens, given tokens and a generational suffix."""
+
+    __slots__ = ('family', 'family_key', 'given', 'given_first', 'given_key', 'raw', 'sort_key', 'suffix')
+
+    def __init__(self, family, given, suffix, raw):
+        self.family = tuple(family)
+        self.given = tuple(given)
+        self.suffix = suffix
+        self.family_key = ''.join(self.family)
+        self.given_key = ''.join(self.given)
+        self.given_first = self.given[0] if self.given else ''
+        self.sort_key = (self.family_key + ' ' + self.given_key).strip()
+        self.raw = raw
+
+    def __repr__(self):
+        return f'ParsedName(family={self.family!r}, given={self.given!r}, suffix={self.suffix!r})'
+
+    def __eq__(self, other):
+        return isinstance(other, ParsedName) and (self.family, self.given, self.suffix) == (
+            other.family,
+            other.given,
+            other.suffix,
+        )
+
+    def __hash__(self):
+        return hash((self.family, self.given, self.suffix))
+
+
+def _clean_tokens(tokens):
+    """Drop titles, pull out a generational suffix. Returns (tokens, suffix)."""
+    kept = []
+    suffix = ''
+    for tok in tokens:
+        if tok in _GENERATIONAL:
+            suffix = _GENERATIONAL[tok]
+        elif tok in _TITLES:
+            continue
+        else:
+            kept.append(tok)
+    return kept, suffix
+
+
+def _pick_group(value):
+    groups = str(value).split('=')
+    for index in (0, 2, 1):
+        if index < len(groups) and groups[index].strip(' ^'):
+            return groups[index]
+    return ''
+
+
+def parse_person_name(value):
+    """Parse a DICOM PN value (or free text) into a :class:`ParsedName`, or None when empty."""
+    if value is None:
+        return None
+    raw = str(value)
+    group = _pick_group(raw)
+    if not group:
+        return None
+    if '^' in group:
+        parts = group.split('^')
+        family_raw = parts[0]
+        given_raw = ' '.join(parts[1:3])
+        extra = ' '.join(parts[3:5])
+        family, suffix1 = _clean_tokens(normalize_text(family_raw).split())
+        given, suffix2 = _clean_tokens(normalize_text(given_raw).split())
+        _dummy, suffix3 = _clean_tokens(normalize_text(extra).split())
+        suffix = suffix1 or suffix2 or suffix3
+        if not family and given:
+            family, given = given, []
+    elif ',' in group:
+        family_raw, _sep, given_raw = group.partition(',')
+        family, suffix1 = _clean_tokens(normalize_text(family_raw).split())
+        given, suffix2 = _clean_tokens(normalize_text(given_raw).split())
+        suffix = suffix1 or suffix2
+        if not family and given:
+            family, given = given, []
+    else:
+        tokens, suffix = _clean_tokens(normalize_text(group).split())
+        if not tokens:
+            return None
+        # free text: family name last, with the particles in front of it
+        cut = len(tokens) - 1
+        while cut > 1 and tokens[cut - 1] in _PARTICLES:
+            cut -= 1
+        family, given = tokens[cut:], tokens[:cut]
+    if not family:
+        return None
+    return ParsedName(family, given, suffix, raw)
+
+
+# ---------------------------------------------------------------------------------------------
+# String similarity and phonetics
+# ---------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1 << 17)
+def jaro_winkler(s1, s2, prefix_scale=0.1):
+    """Jaro-Winkler similarity in [0, 1] (1 = equal). Works on any Unicode text."""
+    if s1 == s2:
+        return 1.0
+    len1, len2 = len(s1), len(s2)
+    if not len1 or not len2:
+        return 0.0
+    match_distance = max(len1, len2) // 2 - 1
+    if match_distance < 0:
+        match_distance = 0
+    flags1 = [False] * len1
+    flags2 = [False] * len2
+    matches = 0
+    for i in range(len1):
+        ch = s1[i]
+        lo = i - match_distance if i > match_distance else 0
+        hi = i + match_distance + 1
+        if hi > len2:
+            hi = len2
+        for j in range(lo, hi):
+            if not flags2[j] and s2[j] == ch:
+                flags1[i] = flags2[j] = True
+                matches += 1
+                break
+    if not matches:
+        return 0.0
+    transpositions = 0
+    k = 0
+    for i in range(len1):
+        if flags1[i]:
+            while not flags2[k]:
+                k += 1
+            if s1[i] != s2[k]:
+                transpositions += 1
+            k += 1
+    m = float(matches)
+    jaro = (m / len1 + m / len2 + (m - transpositions / 2.0) / m) / 3.0
+    prefix = 0
+    for a, b in zip(s1[:4], s2[:4], strict=False):
+        if a != b:
+            break
+        prefix += 1
+    return jaro + prefix * prefix_scale * (1.0 - jaro)
+
+
+def damerau_levenshtein(s1, s2):
+    """Edit distance with adjacent transpositions (optimal string alignment variant)."""
+    if s1 == s2:
+        return 0
+    len1, len2 = len(s1), len(s2)
+    if not len1:
+        return len2
+    if not len2:
+        return len1
+    prev2 = None
+    prev = list(range(len2 + 1))
+    for i in range(1, len1 + 1):
+        cur = [i] + [0] * len2
+        for j in range(1, len2 + 1):
+            cost = 0 if s1[i - 1] == s2[j - 1] else 1
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+            if prev2 is not None and i > 1 and j > 1 and s1[i - 1] == s2[j - 2] and s1[i - 2] == s2[j - 1]:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        prev2, prev = prev, cur
+    return prev[len2]
+
+
+_SOUNDEX_CLASS = {}
+for _letters, _code in (
+    ('bfpv', '1'),
+    ('cgjkqsxz', '2'),
+    ('dt', '3'),
+    ('l', '4'),
+    ('mn', '5'),
+    ('r', '6'),
+    ('aeiouy', '0'),
+    ('hw', ''),
+):
+    for _ch in _letters:
+        _SOUNDEX_CLASS[_ch] = _code
+_PHONETIC_REWRITES = (
+    ('sch', 's'),
+    ('ph', 'f'),
+    ('ck', 'k'),
+    ('qu', 'k'),
+    ('th', 't'),
+    ('sz', 's'),
+    ('cz', 'c'),
+    ('w', 'v'),
+    ('dzh', 'j'),
+    ('kh', 'k'),
+)
+
+
+@lru_cache(maxsize=1 << 16)
+def phonetic_key(token, length=4):
+    """Soundex-like key that also codes the first letter; non-Latin text keeps its first letters."""
+    if not token:
+        return ''
+    if not token.isascii() or not token.isalpha():
+        letters = ''.join(ch for ch in token if ch.isalpha())
+        if letters.isascii():
+            token = letters
+            if not token:
+                return ''
+        else:
+            return '~' + letters[:3]
+    for src, dst in _PHONETIC_REWRITES:
+        if src in token:
+            token = token.replace(src, dst)
+    codes = []
+    last = None
+    for index, ch in enumerate(token):
+        code = _SOUNDEX_CLASS.get(ch, '')
+        if code == '':
+            continue  # h, w: do not separate equal codes
+        if code == '0':
+            if index == 0:
+                codes.append('0')
+            last = '0'
+            continue
+        if code != last:
+            codes.append(code)
+        last = code
+        if len(codes) >= length:
+            break
+    return ''.join(codes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Birth dates
+# ---------------------------------------------------------------------------------------------
+
+_DATE_DIGITS = re.compile(r'^\s*(\d{4})[-./]?(\d{2})?[-./]?(\d{2})?\s*$')
+_DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _valid(year, month, day):
+    return 1 <= month <= 12 and 1 <= day <= _DAYS_IN_MONTH[month - 1] and year > 0
+
+
+def parse_birth_date(value, placeholders=None):
+    """Return ``(year, month, day)`` with None for unknown parts, or None when unknown or invalid.
+
+    ``'19490301'`` -> (1949, 3, 1); ``'194903'`` -> (1949, 3, None); ``'1949'`` -> (1949, None, None).
+    """
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text:
+        return None
+    if placeholders is None:
+        placeholders = DEFAULT_CONFIG['placeholder_dates']
+    match = _DATE_DIGITS.match(text)
+    if not match:
+        return None
+    if match.group(1) + (match.group(2) or '') + (match.group(3) or '') in placeholders:
+        return None
+    year = int(match.group(1))
+    if year < 1850 or year > 2200:
+        return None
+    month = int(match.group(2)) if match.group(2) else None
+    day = int(match.group(3)) if match.group(3) else None
+    if month is not None and not 1 <= month <= 12:
+        return None
+    if day is not None and (month is None or not _valid(year, month, day)):
+        return None
+    return (year, month, day)
+
+
+def _fmt_date(date):
+    year, month, day = date
+    if month is None:
+        return f'{year:04d}'
+    if day is None:
+        return f'{year:04d}-{month:02d}'
+    return f'{year:04d}-{month:02d}-{day:02d}'
+
+
+def compare_birth_dates(d1, d2):
+    """Compare two parsed birth dates. Returns ``(score, reason, conflict)``; score None if unknown."""
+    if d1 is None or d2 is None:
+        return None, None, False
+    if d1 == d2:
+        if d1[2] is not None:
+            return 1.0, 'same birth date', False
+        if d1[1] is not None:
+            return 0.9, 'same birth year and month (day unknown)', False
+        return 0.85, 'same birth year (month and day unknown)', False
+    (y1, m1, a1), (y2, m2, a2) = d1, d2
+    if a1 is None or a2 is None:
+        # at least one partial date: compatible when the known parts agree
+        if y1 == y2 and (m1 is None or m2 is None or m1 == m2):
+            if m1 is not None and m2 is not None:
+                return 0.9, f'birth dates agree as far as known ({_fmt_date(d1)}, {_fmt_date(d2)})', False
+            return 0.85, f'birth dates agree as far as known ({_fmt_date(d1)}, {_fmt_date(d2)})', False
+        return 0.0, f'birth dates differ ({_fmt_date(d1)} vs {_fmt_date(d2)})', True
+    if y1 == y2 and m1 == a2 and a1 == m2:
+        return 0.9, f'day/month swap in birth date ({_fmt_date(d1)} vs {_fmt_date(d2)})', False
+    s1 = '{:04d}{:02d}{:02d}'.format(*d1)
+    s2 = '{:04d}{:02d}{:02d}'.format(*d2)
+    diff = [i for i in range(8) if s1[i] != s2[i]]
+    if len(diff) == 1:
+        if diff[0] >= 3:
+            return 0.85, f'one-digit typo in birth date ({_fmt_date(d1)} vs {_fmt_date(d2)})', False
+        return 0.3, f'birth years differ by one digit ({_fmt_date(d1)} vs {_fmt_date(d2)})', False
+    if len(diff) == 2 and diff[1] == diff[0] + 1 and s1[diff[0]] == s2[diff[1]] and s1[diff[1]] == s2[diff[0]]:
+        if diff[0] >= 3 or abs(y1 - y2) <= 9:
+            return 0.85, f'transposed digits in birth date ({_fmt_date(d1)} vs {_fmt_date(d2)})', False
+        return 0.3, f'transposed digits in birth year ({_fmt_date(d1)} vs {_fmt_date(d2)})', False
+    return 0.0, f'birth dates differ ({_fmt_date(d1)} vs {_fmt_date(d2)})', True
+
+
+# ---------------------------------------------------------------------------------------------
+# Names
+# ---------------------------------------------------------------------------------------------
+
+
+def _family_similarity(a, b):
+    """Similarity of two family names (ParsedName). Returns (score, note)."""
+    if a.family_key == b.family_key:
+        return 1.0, None
+    score = jaro_winkler(a.family_key, b.family_key)
+    if len(a.family) > 1 or len(b.family) > 1:
+        common = set(a.family) & set(b.family)
+        if any(len(tok) > 2 and tok not in _PARTICLES for tok in common) and score < 0.92:
+            return 0.92, 'partial surname'
+    return score, None
+
+
+def _given_similarity(a, b):
+    """Similarity of two given names; None when one is missing. Returns (score, note)."""
+    if not a.given or not b.given:
+        return None, None
+    if a.given_first == b.given_first or a.given_key == b.given_key:
+        return 1.0, None
+    fa, fb = a.given_first, b.given_first
+    if (len(fa) == 1 or len(fb) == 1) and fa[0] == fb[0]:
+        return 0.85, 'given name initial'
+    score = max(jaro_winkler(fa, fb), jaro_winkler(a.given_key, b.given_key))
+    return score, None
+
+
+def _given_vs_family(given_of, family_of):
+    """For the swapped order: given name of one record against the family name of the other."""
+    if not given_of.given:
+        return 0.0
+    return max(
+        jaro_winkler(given_of.given_key, family_of.family_key), jaro_winkler(given_of.given_first, family_of.family_key)
+    )
+
+
+def compare_names(a, b, cfg=None):
+    """Compare two ParsedName. Returns a dict: score, reasons, family_conflict, given_conflict, suffix_conflict."""
+    cfg = cfg or DEFAULT_CONFIG
+    fam_min, giv_min = cfg['family_min'], cfg['given_min']
+    reasons = []
+    fam, fam_note = _family_similarity(a, b)
+    giv, giv_note = _given_similarity(a, b)
+    swapped = False
+    if a.given and b.given and (fam < fam_min or (giv is not None and giv < giv_min)):
+        fam_s = _given_vs_family(b, a)
+        giv_s = _given_vs_family(a, b)
+        if min(fam_s, giv_s) > min(fam, giv) and (fam_s + giv_s) > (fam + giv):
+            fam, giv, swapped = fam_s, giv_s, True
+            fam_note = giv_note = None
+    family_conflict = fam < fam_min
+    given_conflict = giv is not None and giv < giv_min
+    score = (fam * 0.85 if a.given or b.given else fam) if giv is None else (fam + giv) / 2.0
+    if swapped:
+        reasons.append('name order swapped')
+    if family_conflict:
+        reasons.append(f'different family names (jaro-winkler {fam:.2f})')
+    elif fam_note:
+        reasons.append(fam_note)
+    elif fam < 1.0:
+        reasons.append(f'family name typo (jaro-winkler {fam:.2f})')
+    if giv is None:
+        if a.given or b.given:
+            reasons.append('given name missing on one record')
+    elif given_conflict:
+        reasons.append(f'different given names (jaro-winkler {giv:.2f})')
+    elif giv_note:
+        reasons.append(giv_note)
+    elif giv < 1.0:
+        reasons.append(f'given name typo (jaro-winkler {giv:.2f})')
+    if not swapped and fam == 1.0 and (giv == 1.0 or (giv is None and not a.given and not b.given)):
+        reasons.insert(0, 'same name')
+    suffix_conflict = bool(a.suffix and b.suffix and a.suffix != b.suffix)
+    if suffix_conflict:
+        reasons.append(f'different name suffixes ({a.suffix} vs {b.suffix})')
+    return {
+        'score': score,
+        'reasons': reasons,
+        'family_conflict': family_conflict,
+        'given_conflict': given_conflict,
+        'suffix_conflict': suffix_conflict,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Records
+# ---------------------------------------------------------------------------------------------
+
+_SEXES = {'M': 'M', 'F': 'F', 'O': 'O', 'MALE': 'M', 'FEMALE': 'F'}
+
+
+def _as_list(value):
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple, set, frozenset)):
+        out = []
+        for item in value:
+            out.extend(_as_list(item))
+        return out
+    text = str(value)
+    if '\\' in text:
+        return [part for part in text.split('\\') if part.strip()]
+    return [text] if text.strip() else []
+
+
+def _unique(values):
+    seen = []
+    for value in values:
+        if value not in seen:
+            seen.append(value)
+    return seen
+
+
+class PatientRecord:
+    """One PatientID with everything observed for it (possibly several names from its studies).
+
+    ``names`` may be a list of ``(name, study_instance_uid)`` tuples or plain names; the study UID
+    lets :func:`find_collisions` tell a name edited inside one study from two people on one ID.
+    """
+
+    __slots__ = (
+        'birth_dates',
+        'id_set',
+        'institutions',
+        'name_studies',
+        'names',
+        'other_ids',
+        'parsed_dates',
+        'parsed_names',
+        'patient_id',
+        'sex',
+        'sexes',
+        'study_dates',
+        'study_uids',
+    )
+
+    def __init__(
+        self,
+        patient_id,
+        names=(),
+        birth_dates=(),
+        sexes=(),
+        other_ids=(),
+        study_dates=(),
+        institutions=(),
+        study_uids=(),
+        placeholders=None,
+    ):
+        self.patient_id = '' if patient_id is None else str(patient_id)
+        self.name_studies = {}
+        plain = []
+        for item in names if isinstance(names, (list, tuple)) else [names]:
+            if isinstance(item, tuple):
+                name, uid = item
+            else:
+                name, uid = item, None
+            if name is None or not str(name).strip():
+                continue
+            name = str(name)
+            plain.append(name)
+            if uid:
+                self.name_studies.setdefault(name, set()).add(str(uid))
+        self.names = _unique(plain)
+        self.birth_dates = _unique(str(d).strip() for d in _as_list(birth_dates))
+        self.sexes = _unique(str(s).strip().upper() for s in _as_list(sexes))
+        self.other_ids = _unique(i.strip() for i in _as_list(other_ids) if i.strip() != self.patient_id)
+        self.study_dates = _unique(str(d).strip() for d in _as_list(study_dates))
+        self.institutions = [i for i in _unique(normalize_text(i) for i in _as_list(institutions)) if i]
+        self.study_uids = _unique(str(u).strip() for u in _as_list(study_uids))
+        for uids in self.name_studies.values():
+            for uid in sorted(uids):
+                if uid not in self.study_uids:
+                    self.study_uids.append(uid)
+        parsed = []
+        for name in self.names:
+            pn = parse_person_name(name)
+            if pn is not None and pn not in parsed:
+                parsed.append(pn)
+        self.parsed_names = parsed
+        dates = []
+        for value in self.birth_dates:
+            date = parse_birth_date(value, placeholders)
+            if date is not None and date not in dates:
+                dates.append(date)
+        self.parsed_dates = dates
+        known = sorted({_SEXES[s] for s in self.sexes if s in _SEXES})
+        self.sex = known[0] if len(known) == 1 else None
+        self.id_set = frozenset([self.patient_id, *self.other_ids])
+
+    def __repr__(self):
+        return f'PatientRecord({self.patient_id!r}, names={self.names!r}, birth_dates={self.birth_dates!r})'
+
+    def has_full_date(self):
+        return any(d[2] is not None for d in self.parsed_dates)
+
+
+def records_from_observations(observations, placeholders=None):
+    """Group flat observations (dicts keyed by DICOM keywords) by PatientID into PatientRecords.
+
+    Recognised keys: PatientID, PatientName, PatientBirthDate, PatientSex, OtherPatientIDs (list or
+    backslash-separated), StudyDate, InstitutionName, StudyInstanceUID. Values may be lists.
+    Records come back sorted by PatientID.
+    """
+    grouped = {}
+    for obs in observations:
+        pid = obs.get('PatientID')
+        pid = '' if pid is None else str(pid).strip()
+        entry = grouped.setdefault(
+            pid, {'names': [], 'dates': [], 'sexes': [], 'other': [], 'sdates': [], 'inst': [], 'uids': []}
+        )
+        uids = _as_list(obs.get('StudyInstanceUID'))
+        uid = uids[0] if uids else None
+        for name in _as_list(obs.get('PatientName')):
+            entry['names'].append((name, uid))
+        entry['dates'].extend(_as_list(obs.get('PatientBirthDate')))
+        entry['sexes'].extend(_as_list(obs.get('PatientSex')))
+        entry['other'].extend(_as_list(obs.get('OtherPatientIDs')))
+        entry['sdates'].extend(_as_list(obs.get('StudyDate')))
+        entry['inst'].extend(_as_list(obs.get('InstitutionName')))
+        entry['uids'].extend(uids)
+    return [
+        PatientRecord(
+            pid,
+            e['names'],
+            e['dates'],
+            e['sexes'],
+            e['other'],
+            e['sdates'],
+            e['inst'],
+            e['uids'],
+            placeholders=placeholders,
+        )
+        for pid, e in sorted(grouped.items())
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Pair comparison
+# ---------------------------------------------------------------------------------------------
+
+
+def _merge_config(config):
+    cfg = dict(DEFAULT_CONFIG)
+    cfg['weights'] = dict(DEFAULT_CONFIG['weights'])
+    if config:
+        for key, value in config.items():
+            if key not in DEFAULT_CONFIG:
+                raise ValueError(
+                    "unknown matching option '{}'; known options: {}".format(key, ', '.join(sorted(DEFAULT_CONFIG)))
+                )
+            if key == 'weights':
+                for wkey, wval in (value or {}).items():
+                    if wkey not in DEFAULT_CONFIG['weights']:
+                        raise ValueError(
+                            "unknown weight '{}'; known weights: {}".format(
+                                wkey, ', '.join(sorted(DEFAULT_CONFIG['weights']))
+                            )
+                        )
+                    cfg['weights'][wkey] = float(wval)
+            elif key == 'fields':
+                unknown = [f for f in value if f not in DEFAULT_CONFIG['fields']]
+                if unknown:
+                    raise ValueError(
+                        "unknown field '{}'; known fields: {}".format(unknown[0], ', '.join(DEFAULT_CONFIG['fields']))
+                    )
+                cfg['fields'] = list(value)
+            else:
+                cfg[key] = value
+    if not 0.0 < float(cfg['threshold']) <= 1.0:
+        raise ValueError("threshold {!r} must be greater than 0 and at most 1".format(cfg['threshold']))
+    if 'name' not in cfg['fields']:
+        raise ValueError("fields {!r} must include 'name': names are the base of every match".format(cfg['fields']))
+    cfg['_fields'] = frozenset(cfg['fields'])
+    return cfg
+
+
+def compare_records(a, b, config=None):
+    """Score one pair of records. Returns a dict: score, reasons, conflict (a hard conflict: never one group)."""
+    cfg = config if (config and '_fields' in config) else _merge_config(config)
+    return _compare(a, b, cfg)
+
+
+def _far_dates(dates_a, dates_b, max_year_gap):
+    """True when every pair of dates is far apart: years further than ``max_year_gap``, a partial date that
+    disagrees, or full dates that differ in three digits or more (two typos of one date differ in two)."""
+    for da in dates_a:
+        for db in dates_b:
+            if abs(da[0] - db[0]) > max_year_gap:
+                continue
+            if da[2] is None or db[2] is None:
+                if da[1] is None or db[1] is None or da[1] == db[1]:
+                    return False
+                continue
+            s1 = '{:04d}{:02d}{:02d}'.format(*da)
+            s2 = '{:04d}{:02d}{:02d}'.format(*db)
+            if sum(1 for x, y in zip(s1, s2, strict=False) if x != y) <= 2:
+                return False
+    return True
+
+
+def _compare(a, b, cfg):
+    fields = cfg['_fields']
+    weights = cfg['weights']
+    if not a.parsed_names or not b.parsed_names:
+        return {'score': 0.0, 'reasons': ['name missing'], 'conflict': False}
+    best = None
+    for na in a.parsed_names[: cfg['max_names_per_record']]:
+        for nb in b.parsed_names[: cfg['max_names_per_record']]:
+            res = compare_names(na, nb, cfg)
+            bad = res['family_conflict'] or res['given_conflict'] or res['suffix_conflict']
+            key = (not bad, res['score'])
+            if best is None or key > best[0]:
+                best = (key, res)
+    name = best[1]
+    reasons = list(name['reasons'])
+    name_conflict = name['family_conflict'] or name['given_conflict']
+    date_score = None
+    date_conflict = False
+    if 'birth_date' in fields and a.parsed_dates and b.parsed_dates:
+        best_date = None
+        for da in a.parsed_dates:
+            for db in b.parsed_dates:
+                res = compare_birth_dates(da, db)
+                if best_date is None or res[0] > best_date[0]:
+                    best_date = res
+        date_score, date_reason, date_conflict = best_date
+        reasons.append(date_reason)
+    if date_score is not None:
+        total = weights['name'] + weights['birth_date']
+        score = (weights['name'] * name['score'] + weights['birth_date'] * date_score) / total
+    elif 'birth_date' in fields and (a.parsed_dates or b.parsed_dates):
+        score = name['score'] * cfg['missing_one_date_factor']
+        reasons.append('birth date missing on one record')
+    elif 'birth_date' in fields:
+        score = name['score'] * cfg['missing_both_dates_factor']
+        reasons.append('no birth dates')
+    else:
+        score = name['score']
+    if 'other_ids' in fields and weights['other_ids'] and (a.other_ids or b.other_ids):
+        if a.patient_id in b.id_set or b.patient_id in a.id_set:
+            score += weights['other_ids']
+            reasons.append('OtherPatientIDs link the two PatientIDs')
+        elif set(a.other_ids) & set(b.other_ids):
+            score += weights['other_ids']
+            reasons.append('same OtherPatientIDs ({})'.format(', '.join(sorted(set(a.other_ids) & set(b.other_ids)))))
+    if 'study_uid' in fields and a.study_uids and b.study_uids:
+        shared = set(a.study_uids) & set(b.study_uids)
+        if shared:
+            score += weights['study_uid']
+            reasons.append('same StudyInstanceUID under both PatientIDs')
+    if 'institution' in fields and a.institutions and b.institutions and set(a.institutions) & set(b.institutions):
+        score += weights['institution']
+        reasons.append('same institution')
+    if 'study_date' in fields and a.study_dates and b.study_dates and set(a.study_dates) & set(b.study_dates):
+        score += weights['study_date']
+        reasons.append('same study date')
+    sex_conflict = 'sex' in fields and a.sex is not None and b.sex is not None and a.sex != b.sex
+    if sex_conflict:
+        reasons.append(f'different sex ({a.sex} vs {b.sex})')
+    elif 'sex' in fields and a.sex is not None and a.sex == b.sex:
+        reasons.append('same sex')
+    if score > 1.0:
+        score = 1.0
+    if name_conflict:
+        score = min(score, cfg['cap_name_conflict'])
+    if name['suffix_conflict']:
+        score = min(score, cfg['cap_suffix_conflict'])
+    if date_conflict:
+        score = min(score, cfg['cap_date_conflict'])
+    if sex_conflict:
+        score = min(score, cfg['cap_sex_conflict'])
+    # a hard conflict keeps two records out of one group; close birth dates (typo chains) do not
+    far_dates = date_conflict and _far_dates(a.parsed_dates, b.parsed_dates, cfg['max_typo_year_gap'])
+    conflict = name_conflict or name['suffix_conflict'] or far_dates or sex_conflict
+    return {'score': round(score, 4), 'reasons': reasons, 'conflict': conflict}
+
+
+# ---------------------------------------------------------------------------------------------
+# Blocking
+# ---------------------------------------------------------------------------------------------
+
+
+def _name_codes(pn):
+    """Phonetic codes of a name and its name keys: both codes (sorted, so the order does not matter),
+    and each code with the first two letters of the other part (a typo that changes one code)."""
+    fam = phonetic_key(pn.family_key)
+    giv = phonetic_key(pn.given_first) if pn.given else ''
+    combos = {'|'.join(sorted(c for c in (fam, giv) if c))}
+    if giv:
+        combos.add(f'{fam}|{pn.given_first[:2]}')
+        combos.add(f'{giv}|{pn.family_key[:2]}')
+    return fam, giv, combos
+
+
+_KEY_FAMILIES = ('D', 'Y', 'M', 'N', 'I', 'S')
+
+
+def _family_keys(record, family, cfg, codes):
+    """Blocking keys of one family for one record (``codes``: phonetic codes of its names)."""
+    fields = cfg['_fields']
+    keys = set()
+    if family in ('D', 'Y', 'M', 'N'):
+        use_dates = 'birth_date' in fields
+        for fam, giv, combos in codes:
+            if family == 'N':
+                keys.update(combos)
+                continue
+            if not use_dates:
+                continue
+            for year, month, day in record.parsed_dates:
+                if family == 'Y':
+                    keys.update(f'{year:04d}|{combo}' for combo in combos)
+                elif day is None:
+                    continue
+                elif family == 'M':
+                    keys.update(f'{month:02d}{day:02d}|{combo}' for combo in combos)
+                else:
+                    # day and month in sorted order, so that a day/month swap lands in the same block
+                    low, high = (month, day) if day > 12 or month <= day else (day, month)
+                    for code in (fam, giv):
+                        if code:
+                            keys.add(f'{year:04d}{low:02d}{high:02d}{code}')
+    elif family == 'I':
+        if 'other_ids' in fields and record.other_ids:
+            keys.update(record.id_set)
+    elif family == 'S' and 'study_uid' in fields:
+        keys.update(record.study_uids)
+    return keys
+
+
+def _codes_of(record, cfg):
+    return [_name_codes(pn) for pn in record.parsed_names[: cfg['max_names_per_record']]]
+
+
+def blocking_keys(record, config=None):
+    """All blocking keys of one record, as sorted ``(family, key)`` tuples.
+
+    Families: ``D`` birth date (day/month sorted) + phonetic key of a name part; ``Y`` birth year +
+    phonetic keys; ``M`` month and day + phonetic keys; ``N`` phonetic keys only (used for pairs with an
+    unknown or partial birth date); ``I`` PatientID/OtherPatientIDs; ``S`` StudyInstanceUID.
+    """
+    cfg = config if (config and '_fields' in config) else _merge_config(config)
+    codes = _codes_of(record, cfg)
+    return sorted((family, key) for family in _KEY_FAMILIES for key in _family_keys(record, family, cfg, codes))
+
+
+def _candidate_pairs(records, cfg, stats):
+    """Yield candidate index pairs (i < j), each once."""
+    seen = set()
+    n = len(records)
+    window = cfg['window']
+    cap = cfg['max_block_size']
+    full_date = [r.has_full_date() for r in records]
+    codes = [_codes_of(r, cfg) for r in records]
+    for family in _KEY_FAMILIES:
+        blocks = {}
+        for index, record in enumerate(records):
+            for key in _family_keys(record, family, cfg, codes[index]):
+                blocks.setdefault(key, []).append(index)
+        for key in sorted(blocks):
+            members = blocks[key]
+            if len(members) < 2:
+                continue
+            only_partial = family == 'N'
+            if only_partial and all(full_date[m] for m in members):
+                continue  # every record has a full birth date: the date blocks cover them
+            stats['blocks'] += 1
+            if len(members) > cap:
+                # sorted neighbourhood instead of all pairs
+                stats['capped_blocks'] += 1
+                ordered = sorted(members, key=lambda m: (records[m].parsed_names[0].sort_key, records[m].patient_id))
+                candidates = ((ordered[p], q) for p in range(len(ordered)) for q in ordered[p + 1 : p + 1 + window])
+            elif only_partial:
+                # name-only block: pairs with at least one record whose birth date is unknown or partial
+                partial = [m for m in members if not full_date[m]]
+                full = [m for m in members if full_date[m]]
+                candidates = itertools.chain(
+                    ((partial[p], q) for p in range(len(partial)) for q in partial[p + 1 :]),
+                    ((p, q) for p in partial for q in full),
+                )
+            else:
+                candidates = ((members[p], q) for p in range(len(members)) for q in members[p + 1 :])
+            for i, j in candidates:
+                if only_partial and full_date[i] and full_date[j]:
+                    continue
+                if i > j:
+                    i, j = j, i
+                code = i * n + j
+                if code not in seen:
+                    seen.add(code)
+                    yield i, j
+        del blocks
+    stats['candidate_pairs'] = len(seen)
+
+
+# ---------------------------------------------------------------------------------------------
+# Grouping
+# ---------------------------------------------------------------------------------------------
+
+
+def find_duplicates(records, config=None):
+    """Find groups of records that are likely the same person.
+
+    ``records``: a list of :class:`PatientRecord` (one per PatientID). ``config``: overrides of
+    :data:`DEFAULT_CONFIG` (threshold, fields, weights, caps, blocking sizes).
+
+    Returns a dict with ``groups`` (each: ``patient_ids``, ``score``, ``reasons``, ``pairs``),
+    ``ambiguous``, ``collisions``, ``shared_study_uids`` and ``stats``. Order is deterministic.
+    """
+    cfg = _merge_config(config)
+    threshold = float(cfg['threshold'])
+    records = sorted(records, key=lambda r: r.patient_id)
+    n = len(records)
+    stats = {'records': n, 'blocks': 0, 'capped_blocks': 0, 'candidate_pairs': 0, 'pairs_above_threshold': 0}
+    edges = []
+    for i, j in _candidate_pairs(records, cfg, stats):
+        res = _compare(records[i], records[j], cfg)
+        if res['score'] >= threshold:
+            edges.append((res['score'], i, j, res))
+    stats['pairs_above_threshold'] = len(edges)
+    groups, ambiguous = _group(records, edges, cfg)
+    return {
+        'groups': groups,
+        'ambiguous': ambiguous,
+        'collisions': find_collisions(records, cfg),
+        'shared_study_uids': _shared_study_uids(records),
+        'stats': stats,
+        'threshold': threshold,
+    }
+
+
+def _group(records, edges, cfg):
+    edges.sort(key=lambda e: (-e[0], records[e[1]].patient_id, records[e[2]].patient_id))
+    parent = {}
+    members = {}
+    accepted = []
+    refused = []
+    conflict_cache = {}
+
+    def find(x):
+        root = x
+        while parent.get(root, root) != root:
+            root = parent[root]
+        while parent.get(x, x) != root:
+            parent[x], x = root, parent[x]
+        return root
+
+    def in_conflict(i, j):
+        key = (i, j) if i < j else (j, i)
+        if key not in conflict_cache:
+            conflict_cache[key] = _compare(records[key[0]], records[key[1]], cfg)['conflict']
+        return conflict_cache[key]
+
+    for edge in edges:
+        _score, i, j, _res = edge
+        ri, rj = find(i), find(j)
+        if ri == rj:
+            accepted.append(edge)
+            continue
+        mi, mj = members.get(ri, [i]), members.get(rj, [j])
+        if any(in_conflict(x, y) for x in mi for y in mj):
+            refused.append(edge)
+            continue
+        parent[rj] = ri
+        members[ri] = mi + mj
+        members.pop(rj, None)
+        accepted.append(edge)
+    # ambiguity: a record whose refused link is nearly as strong as its best accepted link
+    best_accepted = {}
+    for score, i, j, _res in accepted:
+        for x in (i, j):
+            if score > best_accepted.get(x, 0.0):
+                best_accepted[x] = score
+    ambiguous = {}
+    for score, i, j, _res in refused:
+        for x, other in ((i, j), (j, i)):
+            if x in best_accepted and best_accepted[x] - score <= cfg['ambiguity_margin']:
+                ambiguous.setdefault(x, set()).add(other)
+    if ambiguous:
+        for _score, i, j, _res in accepted:
+            for x, other in ((i, j), (j, i)):
+                if x in ambiguous:
+                    ambiguous[x].add(other)
+        accepted = [e for e in accepted if e[1] not in ambiguous and e[2] not in ambiguous]
+    # rebuild components from the accepted edges
+    parent = {}
+    by_root = {}
+    for edge in accepted:
+        ri, rj = find(edge[1]), find(edge[2])
+        if ri != rj:
+            parent[rj] = ri
+    for edge in accepted:
+        by_root.setdefault(find(edge[1]), []).append(edge)
+    groups = []
+    for root_edges in by_root.values():
+        ids = sorted(
+            set([records[e[1]].patient_id for e in root_edges] + [records[e[2]].patient_id for e in root_edges])
+        )
+        # spanning edges = those that joined components (max spanning tree); weakest gives the score
+        pairs = []
+        reasons = []
+        for score, i, j, res in sorted(root_edges, key=lambda e: (records[e[1]].patient_id, records[e[2]].patient_id)):
+            pairs.append(
+                {
+                    'patient_ids': [records[i].patient_id, records[j].patient_id],
+                    'score': score,
+                    'reasons': res['reasons'],
+                }
+            )
+            for reason in res['reasons']:
+                if reason not in reasons:
+                    reasons.append(reason)
+        tree_scores = _spanning_scores(root_edges)
+        groups.append({'patient_ids': ids, 'score': min(tree_scores), 'reasons': reasons, 'pairs': pairs})
+    groups.sort(key=lambda g: (-g['score'], g['patient_ids']))
+    ambiguous_out = []
+    for x in sorted(ambiguous, key=lambda k: records[k].patient_id):
+        ambiguous_out.append(
+            {
+                'patient_id': records[x].patient_id,
+                'candidates': sorted(records[o].patient_id for o in ambiguous[x]),
+                'reason': 'matches records of different people about equally well; not grouped',
+            }
+        )
+    return groups, ambiguous_out
+
+
+def _spanning_scores(edges):
+    parent = {}
+
+    def find(x):
+        while parent.get(x, x) != x:
+            x = parent[x]
+        return x
+
+    scores = []
+    for score, i, j, _res in sorted(edges, key=lambda e: -e[0]):
+        ri, rj = find(i), find(j)
+        if ri != rj:
+            parent[rj] = ri
+            scores.append(score)
+    return scores
+
+
+# ---------------------------------------------------------------------------------------------
+# Collisions
+# ---------------------------------------------------------------------------------------------
+
+
+def find_collisions(records, config=None):
+    """Records whose PatientID seems to be used for different people. Sorted by PatientID."""
+    cfg = config if (config and '_fields' in config) else _merge_config(config)
+    out = []
+    for record in sorted(records, key=lambda r: r.patient_id):
+        reasons = []
+        conflicting_names = []
+        names = record.names
+        for x in range(len(names)):
+            for y in range(x + 1, len(names)):
+                pa, pb = parse_person_name(names[x]), parse_person_name(names[y])
+                if pa is None or pb is None:
+                    continue
+                res = compare_names(pa, pb, cfg)
+                if res['family_conflict'] or res['given_conflict'] or res['suffix_conflict']:
+                    conflicting_names.append((names[x], names[y]))
+                    reasons.append(f'different names ({pa.sort_key} / {pb.sort_key})')
+        dates = record.parsed_dates
+        for x in range(len(dates)):
+            for y in range(x + 1, len(dates)):
+                _score, reason, conflict = compare_birth_dates(dates[x], dates[y])
+                if conflict:
+                    reasons.append(reason)
+        known = {_SEXES[s] for s in record.sexes if s in _SEXES}
+        if len(known) > 1 and reasons:
+            reasons.append('different sexes ({})'.format(', '.join(sorted(known))))
+        if not reasons:
+            continue
+        kind = 'id_collision'
+        if conflicting_names and all(
+            record.name_studies.get(x, set()) & record.name_studies.get(y, set()) for x, y in conflicting_names
+        ):
+            kind = 'name_changed_in_study'
+            reasons.append('the different names were seen in the same StudyInstanceUID')
+        out.append(
+            {
+                'patient_id': record.patient_id,
+                'kind': kind,
+                'names': sorted(record.names),
+                'birth_dates': sorted(record.birth_dates),
+                'reasons': reasons,
+            }
+        )
+    return out
+
+
+def _shared_study_uids(records):
+    owners = {}
+    for record in records:
+        for uid in record.study_uids:
+            owners.setdefault(uid, set()).add(record.patient_id)
+    return [
+        {'study_instance_uid': uid, 'patient_ids': sorted(pids)}
+        for uid, pids in sorted(owners.items())
+        if len(pids) > 1
+    ]
