@@ -96,7 +96,7 @@ def cmd_store(args: argparse.Namespace) -> int:
         print("device: no DICOM file found in " + " ".join(args.paths), file=sys.stderr)
         return 2
     ae = _ae(args)
-    wanted = {(str(ds.SOPClassUID), str(ds.file_meta.TransferSyntaxUID)) for _, ds in datasets}
+    wanted = {(str(ds.SOPClassUID), str(ds.file_meta.TransferSyntaxUID)) for _path, ds in datasets}
     for sop_class, syntax in sorted(wanted):
         ae.add_requested_context(sop_class, [syntax])
     assoc = _associate(ae, args)
