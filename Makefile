@@ -16,9 +16,9 @@ export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
 export PYTHONDONTWRITEBYTECODE := 1
 
 PYTEST := $(BIN)/pytest -p no:cacheprovider
-MOLECULE_SCENARIOS ?= smoke
+MOLECULE_SCENARIOS ?= smoke default
 
-.PHONY: help venv collections images lint sanity unit integration molecule test demo bench clean
+.PHONY: help venv collections images lint sanity unit integration molecule test demo demo-clean bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -57,8 +57,11 @@ molecule: collections images ## Molecule scenarios on clinic box containers
 
 test: lint sanity unit integration molecule ## every gate CI runs
 
-demo: collections images ## provision a demo clinic into a local box container
-	@echo "make demo: not available yet (provisioning roles are being built)"; exit 1
+demo: collections images ## provision a demo clinic into a local box container, print its address and login
+	tools/demo.sh
+
+demo-clean: ## remove the demo box, its volume and demo/
+	tools/demo.sh --destroy
 
 bench: collections images ## benchmarks (writes bench/results/*.json)
 	$(BIN)/python bench/run.py
