@@ -18,7 +18,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 PYTEST := $(BIN)/pytest -p no:cacheprovider
 MOLECULE_SCENARIOS ?= smoke default
 
-.PHONY: help venv collections images lint sanity unit integration molecule test demo demo-clean bench clean
+.PHONY: help venv collections images lint sanity unit integration molecule test demo demo-clean bench bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -63,8 +63,11 @@ demo: collections images ## provision a demo clinic into a local box container, 
 demo-clean: ## remove the demo box, its volume and demo/
 	tools/demo.sh --destroy
 
-bench: collections images ## benchmarks (writes bench/results/*.json)
-	$(BIN)/python bench/run.py
+bench: collections images ## benchmarks (writes bench/results/*.json and SUMMARY.md; not part of make test)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+bench-quick: collections images ## a CI-sized run of every benchmark
+	$(BIN)/python bench/run.py --quick $(BENCH_ARGS)
 
 clean: ## remove the virtualenv, installed collections and build copies (images stay)
 	rm -rf $(VENV) $(COLLECTIONS) .build tests/output .pytest_cache .ruff_cache

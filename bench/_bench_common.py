@@ -1,0 +1,355 @@
+# Copyright: (c) 2026, clinicpacs.orthanc contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Shared helpers of the Docker benchmarks (modules_vs_uri, ingest).
+
+Machine and version facts, result files, containers that are always removed (also on failure or
+Ctrl-C), Orthanc's configuration as the ``pacs`` role writes it, and small HTTP helpers.
+"""
+
+import base64
+import contextlib
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, 'bench', 'results')
+DOCKER = os.environ.get('DOCKER', '/usr/bin/docker')
+ORTHANC_IMAGE = os.environ.get('BENCH_ORTHANC_IMAGE', 'clinicpacs/orthanc:1.12.7')
+POSTGRES_IMAGE = os.environ.get('BENCH_POSTGRES_IMAGE', 'clinicpacs/postgres:17')
+ORTHANC_UID = 4242
+
+
+def log(msg):
+    print(f'[{time.strftime("%H:%M:%S")}] {msg}', file=sys.stderr, flush=True)
+
+
+def _read(path):
+    try:
+        with open(path, encoding='utf-8') as handle:
+            return handle.read()
+    except OSError:
+        return ''
+
+
+def machine():
+    """CPU count and model, memory, kernel: enough to compare two result files."""
+    model = ''
+    for line in _read('/proc/cpuinfo').splitlines():
+        if line.startswith('model name'):
+            model = line.split(':', 1)[1].strip()
+            break
+    mem_kib = 0
+    for line in _read('/proc/meminfo').splitlines():
+        if line.startswith('MemTotal:'):
+            mem_kib = int(line.split()[1])
+    return {
+        'cpu_count': os.cpu_count(),
+        'cpu_model': model or platform.processor(),
+        'memory_gib': round(mem_kib / 1024 / 1024, 1),
+        'kernel': platform.release(),
+        'platform': platform.platform(),
+    }
+
+
+def _cmd_output(argv):
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    text = (out.stdout or out.stderr).strip()
+    return text.splitlines()[0] if text else None
+
+
+def _package_version(name):
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def versions(orthanc=None, extra=None):
+    """Versions of everything that took part; ``orthanc`` comes from ``GET /system``."""
+    result = {
+        'python': platform.python_version(),
+        'ansible_core': _package_version('ansible-core'),
+        'docker': _cmd_output([DOCKER, 'version', '--format', '{{.Server.Version}}']),
+        'orthanc': orthanc,
+        'orthanc_image': ORTHANC_IMAGE,
+        'postgres_image': POSTGRES_IMAGE,
+    }
+    result.update(extra or {})
+    return result
+
+
+def result_path(name, quick):
+    return os.path.join(RESULTS, f'{name}_quick.json' if quick else f'{name}.json')
+
+
+def write_result(name, quick, data):
+    """Write bench/results/<name>.json (or <name>_quick.json) and return its path."""
+    os.makedirs(RESULTS, exist_ok=True)
+    doc = {
+        'benchmark': name,
+        'date': datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%dT%H:%M:%SZ'),
+        'quick': quick,
+    }
+    doc.update(data)
+    path = result_path(name, quick)
+    with open(path, 'w', encoding='utf-8') as handle:
+        json.dump(doc, handle, indent=1, sort_keys=False)
+        handle.write('\n')
+    log(f'wrote {os.path.relpath(path, ROOT)}')
+    return path
+
+
+def docker(*args, check=True, capture=True):
+    proc = subprocess.run([DOCKER, *args], capture_output=capture, text=True, check=False)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f'docker {" ".join(args[:3])} failed ({proc.returncode}): {(proc.stderr or "").strip()}')
+    return (proc.stdout or '').strip()
+
+
+class Resources:
+    """Containers, networks and volumes created by one benchmark; all removed by ``cleanup``.
+
+    Used as a context manager. SIGTERM and SIGHUP are turned into SystemExit so the ``finally``
+    of the context manager also runs when the benchmark is stopped.
+    """
+
+    def __init__(self, prefix):
+        self.prefix = f'{prefix}-{os.getpid()}'
+        self.containers = []
+        self.networks = []
+        self.volumes = []
+
+    def name(self, suffix):
+        return f'{self.prefix}-{suffix}'
+
+    def __enter__(self):
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, _raise_exit)
+        return self
+
+    def __exit__(self, *exc):
+        self.cleanup()
+        return False
+
+    def network(self, suffix):
+        name = self.name(suffix)
+        docker('network', 'create', '--label', 'org.clinicpacs.bench=1', name)
+        self.networks.append(name)
+        return name
+
+    def volume(self, suffix):
+        name = self.name(suffix)
+        docker('volume', 'create', '--label', 'org.clinicpacs.bench=1', name)
+        self.volumes.append(name)
+        return name
+
+    def run(self, suffix, image, args=(), command=()):
+        name = self.name(suffix)
+        self.containers.append(name)
+        docker('run', '-d', '--name', name, '--label', 'org.clinicpacs.bench=1', *args, image, *command)
+        return name
+
+    def remove_container(self, name):
+        docker('rm', '-f', '-v', name, check=False)
+        if name in self.containers:
+            self.containers.remove(name)
+
+    def cleanup(self):
+        for name in reversed(self.containers):
+            docker('rm', '-f', '-v', name, check=False)
+        for name in reversed(self.networks):
+            docker('network', 'rm', name, check=False)
+        for name in reversed(self.volumes):
+            docker('volume', 'rm', '-f', name, check=False)
+        self.containers, self.networks, self.volumes = [], [], []
+
+
+def _raise_exit(signum, _frame):
+    raise SystemExit(128 + signum)
+
+
+def published_port(container, port):
+    """Host port Docker published for ``port``/tcp of ``container`` (bound to 127.0.0.1)."""
+    out = docker('port', container, f'{port}/tcp')
+    return int(out.splitlines()[0].rsplit(':', 1)[1])
+
+
+def free_port():
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def http_json(method, url, username=None, password=None, body=None, timeout=30):
+    """One request; returns (status, decoded JSON or None). Only used against loopback."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method)  # noqa: S310 (loopback URLs built here)
+    if username is not None:
+        token = base64.b64encode(f'{username}:{password}'.encode()).decode()
+        req.add_header('Authorization', f'Basic {token}')
+    if data is not None:
+        req.add_header('Content-Type', 'application/json')
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
+            raw = resp.read()
+            status = resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code, None
+    try:
+        return status, json.loads(raw) if raw else None
+    except ValueError:
+        return status, None
+
+
+def wait_orthanc(url, username, password, timeout=120, container=None):
+    """Wait until ``GET /system`` answers 200; return its JSON."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            status, doc = http_json('GET', f'{url}/system', username, password, timeout=5)
+            if status == 200:
+                return doc
+            last = f'HTTP {status}'
+        except (OSError, urllib.error.URLError) as exc:
+            last = str(exc)
+        time.sleep(0.5)
+    logs = docker('logs', '--tail', '30', container, check=False) if container else ''
+    raise RuntimeError(f'Orthanc at {url} did not answer within {timeout} s ({last}). {logs}')
+
+
+def wait_postgres(container, user, timeout=90):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        proc = subprocess.run(
+            [DOCKER, 'exec', container, 'pg_isready', '-h', '127.0.0.1', '-U', user],
+            capture_output=True,
+            check=False,
+        )
+        if proc.returncode == 0:
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f'PostgreSQL in {container} not ready within {timeout} s')
+
+
+def role_orthanc_config(postgres_host, postgres_password, identifier='bench'):
+    """Orthanc's two configuration files exactly as ``roles/pacs`` renders them.
+
+    Reads ``_pacs_orthanc_config_base`` and ``_pacs_orthanc_postgresql_config`` from
+    roles/pacs/vars/main.yml and renders their Jinja expressions with the role defaults, so the
+    benchmark follows the role when its settings change. Returns (main config, postgresql config).
+    """
+    import yaml
+    from jinja2.nativetypes import NativeEnvironment
+
+    with open(os.path.join(ROOT, 'roles', 'pacs', 'defaults', 'main.yml'), encoding='utf-8') as handle:
+        defaults = yaml.safe_load(handle)
+    with open(os.path.join(ROOT, 'roles', 'pacs', 'vars', 'main.yml'), encoding='utf-8') as handle:
+        role_vars = yaml.safe_load(handle)
+    env = NativeEnvironment()
+    env.filters['bool'] = lambda value: str(value).lower() in ('1', 'true', 'yes', 'on')
+    context = dict(defaults)
+    context.update(
+        inventory_hostname=identifier,
+        pacs_orthanc_name=identifier,
+        pacs_orthanc_database_server_identifier=identifier,
+        pacs_postgres_password=postgres_password,
+    )
+
+    def render(value):
+        if isinstance(value, dict):
+            return {key: render(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [render(item) for item in value]
+        if isinstance(value, str) and '{{' in value:
+            return render(env.from_string(value).render(**context))
+        return value
+
+    main = render(role_vars['_pacs_orthanc_config_base'])
+    pg = render(role_vars['_pacs_orthanc_postgresql_config'])
+    pg['PostgreSQL']['Host'] = postgres_host
+    return main, pg
+
+
+def write_orthanc_config_dir(path, files):
+    """Write ``{file name: dict}`` into ``path`` so that uid 4242 can read it (dir 0755, files 0600)."""
+    os.makedirs(path, exist_ok=True)
+    os.chmod(path, 0o755)  # noqa: S103 (the Orthanc container user must enter it)
+    for name, doc in files.items():
+        target = os.path.join(path, name)
+        with open(target, 'w', encoding='utf-8') as handle:
+            json.dump(doc, handle, indent=2, sort_keys=True)
+            handle.write('\n')
+        os.chmod(target, 0o600)
+        os.chown(target, ORTHANC_UID, ORTHANC_UID)
+
+
+def start_pacs_stack(
+    res, suffix, config_dir, extra_files=None, publish_dicom=False, api_user=('bench', 'bench'), postgresql=None
+):
+    """PostgreSQL + Orthanc with the role's settings on a network of their own.
+
+    ``postgresql`` overrides settings of the role's ``PostgreSQL`` section (tuning experiments).
+    Returns a dict with container names, the REST URL (127.0.0.1, published port) and the DICOM port.
+    """
+    secret = base64.b32encode(os.urandom(10)).decode().lower()
+    net = res.network(f'{suffix}-net')
+    pg_vol = res.volume(f'{suffix}-pgdata')
+    db_vol = res.volume(f'{suffix}-storage')
+    pg = res.run(
+        f'{suffix}-pg',
+        POSTGRES_IMAGE,
+        [
+            '--network', net, '--network-alias', 'postgres',
+            '-e', 'POSTGRES_USER=orthanc', '-e', f'POSTGRES_PASSWORD={secret}', '-e', 'POSTGRES_DB=orthanc',
+            '-v', f'{pg_vol}:/var/lib/postgresql/data',
+        ],
+    )  # fmt: skip
+    main, pgconf = role_orthanc_config('postgres', secret)
+    pgconf['PostgreSQL'].update(postgresql or {})
+    files = {'orthanc.json': main, 'postgresql.json': pgconf}
+    files.update(extra_files or {})
+    if not any('RegisteredUsers' in doc for doc in files.values()):
+        files['users.json'] = {'RegisteredUsers': {api_user[0]: api_user[1]}}
+    write_orthanc_config_dir(config_dir, files)
+    wait_postgres(pg, 'orthanc')
+    # Fixed host ports: a port Docker picks itself may change when the container is restarted.
+    ports = ['-p', f'127.0.0.1:{free_port()}:8042']
+    if publish_dicom:
+        ports += ['-p', f'127.0.0.1:{free_port()}:4242']
+    orthanc = res.run(
+        f'{suffix}-orthanc',
+        ORTHANC_IMAGE,
+        ['--network', net, '-v', f'{config_dir}:/etc/orthanc:ro', '-v', f'{db_vol}:/var/lib/orthanc/db', *ports],
+    )
+    url = f'http://127.0.0.1:{published_port(orthanc, 8042)}'
+    system = wait_orthanc(url, api_user[0], api_user[1], container=orthanc)
+    return {
+        'postgres': pg,
+        'orthanc': orthanc,
+        'network': net,
+        'url': url,
+        'dicom_port': published_port(orthanc, 4242) if publish_dicom else None,
+        'system': system,
+        'config': main,
+    }
+
+
+def median(values):
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
