@@ -3,8 +3,10 @@
 import base64
 import contextlib
 import json
+from unittest import mock
 from urllib.parse import unquote, urlsplit
 
+from ansible.module_utils import _internal as module_utils_internal
 from ansible.module_utils.testing import patch_module_args
 from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_client import OrthancClient
 
@@ -129,8 +131,17 @@ def install(monkeypatch, fake):
 
 
 def run_module(module, args, capsys):
-    """Run ``module.main()`` with ``args``; return (failed, result dict)."""
-    with patch_module_args(args), contextlib.suppress(SystemExit):
+    """Run ``module.main()`` with ``args``; return (failed, result dict).
+
+    The module runs as it would on a managed node: once any test has imported controller code
+    (a callback plugin, the plugin loader), ansible-core marks the process as the controller and
+    module warnings would go to the controller's display instead of the module's result.
+    """
+    with (
+        patch_module_args(args),
+        mock.patch.object(module_utils_internal, 'is_controller', False),
+        contextlib.suppress(SystemExit),
+    ):
         module.main()
     out = capsys.readouterr().out
     result = json.loads(out)
