@@ -134,124 +134,27 @@ orthanc_requests:
   sample: {GET: 1, PUT: 1}
 '''
 
-import re  # noqa: E402
-
-from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_resource import (  # noqa: E402
-    OrthancModule,
-    plan_changes,
+from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_peer import (  # noqa: E402
+    converge,
+    normalize_current,  # noqa: F401  (part of this module's interface, used by its tests)
+    peer_options,
+    public,
+    validate,
 )
-
-NAME_RE = re.compile(r'^[A-Za-z0-9_-]{1,64}$')
-SECRETS = ('Password', 'CertificateKeyFile', 'CertificateKeyPassword')
-
-
-def normalize_url(url):
-    return url if url.endswith('/') else url + '/'
-
-
-def normalize_current(cfg):
-    """Public fields of one peer as Orthanc returns them, in the form we compare."""
-    if isinstance(cfg, list):  # simple format: [url, username, password]
-        cfg = {'Url': cfg[0], 'Username': cfg[1] if len(cfg) > 1 else None}
-    out = {
-        'Url': normalize_url(cfg.get('Url') or cfg.get('URL') or ''),
-        'Pkcs11': bool(cfg.get('Pkcs11', False)),
-        'HttpHeaders': sorted(cfg.get('HttpHeaders') or []),
-    }
-    if cfg.get('Username'):
-        out['Username'] = cfg['Username']
-    if cfg.get('CertificateFile'):
-        out['CertificateFile'] = cfg['CertificateFile']
-    if cfg.get('Timeout') not in (None, '', 0, '0'):  # 0 = Orthanc's HttpTimeout, same as unset
-        out['Timeout'] = int(cfg['Timeout'])
-    return out
-
-
-def desired_peer(p):
-    want = {'Url': normalize_url(p['url']), 'Pkcs11': p['pkcs11'], 'HttpHeaders': []}
-    if p['username']:
-        want['Username'] = p['username']
-    if p['certificate_file']:
-        want['CertificateFile'] = p['certificate_file']
-    if p['timeout']:
-        want['Timeout'] = p['timeout']
-    return want
-
-
-def validate(p):
-    errors = []
-    if not NAME_RE.match(p['name'] or ''):
-        errors.append("name '{}' is invalid: use 1 to 64 letters, digits, '-' or '_'".format(p['name']))
-    if p['state'] == 'absent':
-        return errors
-    url = p['url'] or ''
-    if not re.match(r'^https?://[^/\s]+', url):
-        errors.append(f"url '{url}' is invalid: it must start with http:// or https:// followed by a host")
-    if p['password'] and not p['username']:
-        errors.append('password is set but username is empty: Orthanc needs a username with a password')
-    if p['certificate_file'] and not p['certificate_key_password']:
-        errors.append(
-            'certificate_key_password is required with certificate_file (Orthanc refuses a client '
-            'certificate without it)'
-        )
-    if p['timeout'] is not None and p['timeout'] < 0:
-        errors.append('timeout {} is negative: use a number of seconds'.format(p['timeout']))
-    return errors
+from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_resource import OrthancModule  # noqa: E402
 
 
 def main():
-    spec = {
-        'name': {'type': 'str', 'required': True},
-        'state': {'type': 'str', 'default': 'present', 'choices': ['present', 'absent']},
-        'url': {'type': 'str'},
-        'username': {'type': 'str'},
-        'password': {'type': 'str', 'no_log': True},
-        'update_password': {'type': 'str', 'default': 'on_create', 'choices': ['always', 'on_create'], 'no_log': False},
-        'certificate_file': {'type': 'str'},
-        'certificate_key_file': {'type': 'str', 'no_log': False},
-        'certificate_key_password': {'type': 'str', 'no_log': True},
-        'pkcs11': {'type': 'bool', 'default': False},
-        'timeout': {'type': 'int'},
-    }
-    om = OrthancModule(spec, required_if=[('state', 'present', ('url',))])
+    om = OrthancModule(peer_options(), required_if=[('state', 'present', ('url',))])
     p = om.params
     errors = validate(p)
     if errors:
         om.fail('; '.join(errors))
-    name = p['name']
-    raw = om.call(om.client.get, '/peers?expand') or {}
-    current = {n: normalize_current(cfg) for n, cfg in raw.items()}
-    want = None
-    if p['state'] == 'present':
-        want = desired_peer(p)
-        for key, option in (
-            ('Password', 'password'),
-            ('CertificateKeyFile', 'certificate_key_file'),
-            ('CertificateKeyPassword', 'certificate_key_password'),
-        ):
-            if p[option]:
-                want[key] = p[option]
-    always = p['update_password'] == 'always'  # noqa: S105
-    force = {name} if always and p['password'] else set()
-    plan = plan_changes(current, {name: want}, secret_keys=SECRETS, force_secret=force)
+    plan, desired = converge(om, {p['name']: p})
     change = plan.changes[0] if plan.changes else None
-    if change and change.action == 'update' and p['username'] and not p['password']:
-        om.fail(
-            "password is required to change peer '{}' (fields {}): Orthanc replaces the whole peer and "
-            "cannot return the stored password".format(name, ', '.join(change.fields))
-        )
-
-    def writer(change):
-        path = '/peers/' + om.client.quote(change.name)
-        if change.action == 'delete':
-            om.client.delete(path)
-        else:
-            body = {k: v for k, v in change.after.items() if k != 'HttpHeaders' and v is not None}
-            om.client.put(path, body)
-
-    om.apply(plan, writer)
-    public = {k: v for k, v in (want or {}).items() if k not in SECRETS}
-    om.exit(plan.changed, diff=plan.diff, peer=public, changed_fields=change.fields if change else [])
+    om.exit(
+        plan.changed, diff=plan.diff, peer=public(desired[p['name']]), changed_fields=change.fields if change else []
+    )
 
 
 if __name__ == '__main__':
