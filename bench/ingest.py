@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: (c) 2026, clinicpacs.orthanc contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -216,7 +215,7 @@ def start_ours(res, tmp, label='ours', postgresql=None):
         postgresql=postgresql,
     )
     # DicomAlwaysAllowStore is false in the role: register the senders like a clinic device.
-    status, _ = common.http_json(
+    status, _body = common.http_json(
         'PUT',
         f'{stack["url"]}/modalities/bench-senders',
         user,
@@ -225,7 +224,7 @@ def start_ours(res, tmp, label='ours', postgresql=None):
     )
     if status != 200:
         raise RuntimeError(f'registering the senders failed: HTTP {status}')
-    _, plugin = common.http_json('GET', f'{stack["url"]}/plugins/postgresql-index', user, password)
+    _status, plugin = common.http_json('GET', f'{stack["url"]}/plugins/postgresql-index', user, password)
     stack.update(
         label=label,
         auth=(user, password),
@@ -276,7 +275,7 @@ def send_batch(stack, dirs, config, offset):
     load = os.getloadavg()[0]
     with StatisticsPoller(stack['url'], user, password) as poller:
         wall, codes, errors = send(dirs, stack['dicom_port'], config)
-    _, stats = common.http_json('GET', f'{stack["url"]}/statistics', user, password)
+    _status, stats = common.http_json('GET', f'{stack["url"]}/statistics', user, password)
     return {
         'wall_seconds': round(wall, 2),
         'stored_after': stats['CountInstances'],

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: (c) 2026, clinicpacs.orthanc contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -293,7 +292,7 @@ def main():
                 warmup = run_playbook('uri.yml', vars_file, proxy)
                 uri = timed_runs('uri.yml', vars_file, proxy, repeat)
                 restart = restart_cost(stack, api_user, api_password)
-                _, doc = common.http_json('GET', f'{stack["url"]}/modalities', api_user, api_password)
+                _status, doc = common.http_json('GET', f'{stack["url"]}/modalities', api_user, api_password)
                 registered = len(doc or [])
             orthanc_version = stack['system'].get('Version')
     finally:

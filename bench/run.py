@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: (c) 2026, clinicpacs.orthanc contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -33,6 +32,7 @@ BENCHMARKS = {
     'dedupe_orthanc': 'bench/dedupe_orthanc.py',
     'modules_vs_uri': 'bench/modules_vs_uri.py',
     'ingest': 'bench/ingest.py',
+    'fleet_drift': 'bench/fleet_drift.py',
 }
 
 
@@ -207,6 +207,48 @@ def summary_ingest(doc):
     return lines
 
 
+def summary_fleet_drift(doc):
+    fig = doc.get('figures') or {}
+    par = doc.get('parameters') or {}
+    per = par.get('per_clinic') or {}
+    anchor = doc.get('anchor') or {}
+    lines = [
+        f'No-op run of `playbooks/drift.yml` against lightweight clinics (PostgreSQL + Orthanc containers with the '
+        f'role\'s settings; {per.get("devices", "?")} devices, {per.get("users", "?")} users, '
+        f'{per.get("peers", "?")} peer each), forks {par.get("forks", "?")}, connection local, pipelining on, '
+        f'no fact gathering; wall time of the whole `ansible-playbook` run, median of {par.get("timed_runs", "?")}.',
+        '',
+        '| clinics | strategy | wall time (s) | s per clinic | tasks per clinic | changed | exit codes |',
+        '|---:|---|---:|---:|---:|---:|---|',
+    ]
+    for row in fig.get('runs') or []:
+        if isinstance(row, dict):
+            lines.append(
+                f'| {_num(row.get("clinics"))} | {row.get("strategy", "?")} '
+                f'| {_num(row.get("wall_seconds_median"), 1)} | {_num(row.get("seconds_per_clinic"), 2)} '
+                f'| {_num(row.get("tasks_per_host"))} '
+                f'| {_num(row.get("changed"))} | {", ".join(str(c) for c in row.get("exit_codes") or [])} |'
+            )
+    lines.append('')
+    if fig.get('largest_fleet_seconds_per_clinic') is not None and anchor:
+        lines.append(
+            f'- Anchor: {anchor.get("what", "published no-op measurement")}. Ours at {fig.get("largest_fleet")} '
+            f'clinics: {_num(fig["largest_fleet_seconds_per_clinic"], 2)} s per clinic for '
+            f'{fig.get("tasks_per_clinic", "?")} tasks, {_num(fig.get("ratio_to_anchor"), 1)}x the anchor '
+            f'({_num(fig.get("ratio_to_scaled_anchor"), 1)}x once scaled to the number of tasks).'
+        )
+    if fig.get('container_startup_seconds') is not None:
+        lines.append(
+            f'- All clinics\' containers started in parallel and healthy in {fig["container_startup_seconds"]} s.'
+        )
+    loads = [v for row in fig.get('runs') or [] for v in row.get('load_average_1min_before_runs') or []]
+    if loads:
+        lines.append(_load_note(loads, (doc.get('machine') or {}).get('cpu_count')))
+    if fig.get('plot'):
+        lines.append(f'- Plot: `{fig["plot"]}`.')
+    return lines
+
+
 def summary_dedupe_quality(doc):
     runs = doc.get('runs') or _get(doc, 'figures', 'runs') or []
     lines = ['| records | precision | recall | F1 | ambiguous records | seconds |', '|---:|---:|---:|---:|---:|---:|']
@@ -239,6 +281,7 @@ def summary_generic(doc):
 SUMMARISERS = {
     'modules_vs_uri': ('Modules vs the hand-written `uri` playbook', summary_modules_vs_uri),
     'ingest': ('C-STORE ingest: provisioned stack vs stock Orthanc', summary_ingest),
+    'fleet_drift': ('Fleet drift check (no-op)', summary_fleet_drift),
     'dedupe_quality': ('Duplicate-patient matching: quality', summary_dedupe_quality),
     'dedupe_scale': ('Duplicate-patient matching: scale', summary_generic),
     'dedupe_orthanc': ('Duplicate-patient matching: read from Orthanc', summary_generic),
