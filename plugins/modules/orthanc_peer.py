@@ -136,7 +136,6 @@ orthanc_requests:
 
 from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_peer import (  # noqa: E402
     converge,
-    normalize_current,  # noqa: F401  (part of this module's interface, used by its tests)
     peer_options,
     public,
     validate,

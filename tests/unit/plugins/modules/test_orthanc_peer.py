@@ -1,4 +1,5 @@
 import pytest
+from ansible_collections.clinicpacs.orthanc.plugins.module_utils import orthanc_peer as peer_utils
 from ansible_collections.clinicpacs.orthanc.plugins.modules import orthanc_peer
 
 from ..orthanc_fake import FakeOrthanc, install, run_module
@@ -101,10 +102,10 @@ def test_validation(fake, capsys, change, fragment):
 
 
 def test_short_array_form_is_understood():
-    assert orthanc_peer.normalize_current(['http://x', 'u', '']) == {
+    assert peer_utils.normalize_current(['http://x', 'u', '']) == {
         'Url': 'http://x/',
         'Username': 'u',
         'Pkcs11': False,
         'HttpHeaders': [],
     }
-    assert orthanc_peer.normalize_current({'Url': 'http://x/', 'Timeout': '10'})['Timeout'] == 10
+    assert peer_utils.normalize_current({'Url': 'http://x/', 'Timeout': '10'})['Timeout'] == 10

@@ -1,0 +1,202 @@
+"""Verify of the fleet scenario: the fleet playbooks against the three converged clinic boxes.
+
+The tests run in file order and build on each other (drift → enforce → clean → add_device). They drive
+ansible-playbook with Molecule's inventory, exactly as an MSP would, and reach into the boxes only with
+`docker exec` on the containers this scenario created.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from pydicom import dcmread
+from pydicom.uid import generate_uid
+
+DOCKER = "/usr/bin/docker"
+REPO = Path(__file__).resolve().parents[4]
+BOXES = {"A": "clinicpacs-fleet-a", "B": "clinicpacs-fleet-b", "C": "clinicpacs-fleet-c"}
+EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
+REPORTS = EPHEMERAL / "fleet-reports"
+SHEETS = EPHEMERAL / "fleet-sheets"
+# An uncompressed sample (storescu sends it as is): BRAINIX MR, see tests/data/dicom/README.md.
+SAMPLE = REPO / "tests/data/dicom/Brainix/Epi/IM-0001-0001.dcm"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def box(name: str, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([DOCKER, "exec", name, *cmd], capture_output=True, text=True, timeout=120, check=False)  # noqa: S603
+    assert not check or result.returncode == 0, f"{cmd} in {name}: {result.stdout}{result.stderr}"
+    return result
+
+
+def api(name: str, method: str, path: str, body: object | None = None) -> object:
+    """Call Orthanc's REST API inside a box (loopback port), as the automation account."""
+    password = f"fleet-test-only-ansible-{name}"
+    code = (
+        "import base64, json, sys, urllib.request\n"
+        "method, path, password, body = sys.argv[1:5]\n"
+        "req = urllib.request.Request('http://127.0.0.1:8042' + path, method=method,\n"
+        "    data=body.encode() if body else None)\n"
+        "req.add_header('Authorization', 'Basic ' + base64.b64encode(('ansible:' + password).encode()).decode())\n"
+        "print(urllib.request.urlopen(req, timeout=30).read().decode() or 'null')\n"
+    )
+    out = box(name, "python3", "-c", code, method, path, password, json.dumps(body) if body is not None else "")
+    try:
+        return json.loads(out.stdout)
+    except json.JSONDecodeError:  # metadata answers are plain text
+        return out.stdout.strip()
+
+
+def playbook(name: str, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env.update(
+        ANSIBLE_CALLBACKS_ENABLED="clinicpacs.orthanc.drift_report",
+        CLINICPACS_REPORT_DIR=str(REPORTS),
+        CLINICPACS_REPORT_KEEP="10",
+        ANSIBLE_NOCOLOR="1",
+        PATH=f"{Path(sys.executable).parent}:/usr/bin:{env.get('PATH', '')}",
+    )
+    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(EPHEMERAL / "inventory"),
+           str(REPO / "playbooks" / name), *args]  # fmt: skip
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, check=False)  # noqa: S603
+
+
+def latest() -> tuple[dict, ET.Element, str]:
+    report = json.loads((REPORTS / "drift-latest.json").read_text())
+    junit = ET.parse(REPORTS / "drift-latest.xml").getroot()  # noqa: S314 - our own report
+    return report, junit, (REPORTS / "drift-latest.html").read_text()
+
+
+def items(report: dict) -> dict[str, list[str]]:
+    return {host: sorted(i["name"] for i in data["items"]) for host, data in report["hosts"].items()}
+
+
+def started_at(name: str) -> str:
+    return box(name, "docker", "inspect", "-f", "{{.State.StartedAt}}", "clinicpacs-orthanc").stdout.strip()
+
+
+def test_fleet_starts_clean():
+    run = playbook("drift.yml")
+    assert run.returncode == 0, run.stdout[-4000:]
+    report, _junit, _page = latest()
+    assert items(report) == {b: [] for b in BOXES.values()}
+    assert all(h["facts"]["orthanc_version"] for h in report["hosts"].values())
+
+
+def test_out_of_band_changes_on_b_are_reported():
+    b = BOXES["B"]
+    device = api(b, "GET", "/modalities/sim-cbct/configuration")
+    device["Port"] = 4000
+    api(b, "PUT", "/modalities/sim-cbct", device)
+    users = "/opt/clinicpacs/orthanc/users.json"
+    box(b, "python3", "-c",
+        "import json,sys; p=sys.argv[1]; d=json.load(open(p)); d['RegisteredUsers'].pop('reception');"
+        "json.dump(d, open(p,'w'), indent=2)", users)  # fmt: skip
+    before = {name: started_at(name) for name in BOXES.values()}
+
+    run = playbook("drift.yml")
+    assert run.returncode != 0, run.stdout[-4000:]
+    report, junit, page = latest()
+    assert items(report) == {BOXES["A"]: [], b: ["device:sim-cbct", "user:reception"], BOXES["C"]: []}
+    assert report["hosts"][b]["status"] == "drifted"
+    failures = sorted(
+        (case.get("classname"), case.get("name"))
+        for case in junit.iter("testcase")
+        if case.find("failure") is not None or case.find("error") is not None
+    )
+    assert failures == [(f"clinic.{b}", "device:sim-cbct"), (f"clinic.{b}", "user:reception")]
+    for name in BOXES.values():
+        assert f'<td class="clinic">{name}</td>' in page
+    assert "device:sim-cbct" in page and "user:reception" in page
+    assert {name: started_at(name) for name in BOXES.values()} == before, "a check run restarted Orthanc"
+
+
+def test_enforce_corrects_and_next_run_is_clean():
+    run = playbook("drift.yml", "-e", "enforce=true")
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert api(BOXES["B"], "GET", "/modalities/sim-cbct/configuration")["Port"] == 11113
+    again = playbook("drift.yml")
+    assert again.returncode == 0, again.stdout[-4000:]
+    report, junit, _page = latest()
+    assert items(report) == {b: [] for b in BOXES.values()}
+    assert not [c for c in junit.iter("testcase") if c.find("failure") is not None]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_fleet_page_renders_in_headless_chromium(tmp_path):
+    args = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+            f"--user-data-dir={tmp_path}", "--dump-dom", (REPORTS / "drift-latest.html").as_uri()]  # fmt: skip
+    dom = subprocess.run(args, capture_output=True, text=True, timeout=90, check=True).stdout  # noqa: S603
+    for name in BOXES.values():
+        assert f'<td class="clinic">{name}</td>' in dom
+
+
+def test_add_device_without_restart_then_it_stores_a_study():
+    a = BOXES["A"]
+    ip = box(a, "hostname", "-I").stdout.split()[0]
+    box(a, "mkdir", "-p", "/root/simnew")
+    scp = [DOCKER, "exec", "-d", a, "storescp", "--aetitle", "SIMNEW", "--output-directory", "/root/simnew", "11112"]
+    subprocess.run(scp, check=True, timeout=60)  # noqa: S603
+    before = started_at(a)
+    device = {"name": "sim-new", "aet": "SIMNEW", "host": ip, "port": 11112, "allow_move": False}
+    run = playbook("add_device.yml", "-e", f"clinic={a}", "-e", json.dumps({"device": device}),
+                   "-e", "device_type=intraoral scanner", "-e", f"clinicpacs_sheet_dir={SHEETS}")  # fmt: skip
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert started_at(a) == before, "add_device.yml restarted Orthanc"
+    assert api(a, "GET", "/modalities/sim-new/configuration")["AET"] == "SIMNEW"
+
+    ds = dcmread(SAMPLE)
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = generate_uid(), generate_uid(), generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    study = EPHEMERAL / "sim-new.dcm"
+    ds.save_as(study)
+    subprocess.run([DOCKER, "cp", str(study), f"{a}:/root/sim-new.dcm"], check=True, timeout=60)  # noqa: S603
+    box(a, "storescu", "-aet", "SIMNEW", "-aec", "CLINICPACS", "127.0.0.1", "4242", "/root/sim-new.dcm")
+    found = api(a, "POST", "/tools/find", {"Level": "Instance", "Query": {"SOPInstanceUID": str(ds.SOPInstanceUID)}})
+    assert len(found) == 1
+    assert api(a, "GET", f"/instances/{found[0]}/metadata/RemoteAET") == "SIMNEW"
+    md = (SHEETS / f"{a}-sim-new.md").read_text()
+    html = (SHEETS / f"{a}-sim-new.html").read_text()
+    for text in (md, html):
+        assert "CLINICPACS" in text and "SIMNEW" in text and "4242" in text
+        assert "<b>north</b>" not in text and "&lt;b&gt;north&lt;/b&gt;" in text
+
+
+def test_drift_schedule_timer_on_c():
+    c = BOXES["C"]
+    assert box(c, "systemctl", "is-enabled", "clinicpacs-drift.timer").stdout.strip() == "enabled"
+    assert box(c, "systemctl", "is-active", "clinicpacs-drift.timer").stdout.strip() == "active"
+    script = box(c, "cat", "/usr/local/sbin/clinicpacs-drift").stdout
+    assert "ANSIBLE_CALLBACKS_ENABLED=clinicpacs.orthanc.drift_report" in script
+    assert "CLINICPACS_REPORT_KEEP=5" in script and "--limit region_north" in script
+    assert "--vault-password-file /etc/clinicpacs/vault-password" in script
+
+
+def test_drift_schedule_check_mode_changes_nothing():
+    c = BOXES["C"]
+    play = EPHEMERAL / "schedule-check.yml"
+    play.write_text(
+        "- name: Schedule check mode\n"
+        f"  hosts: {c}\n"
+        "  gather_facts: false\n"
+        "  roles:\n"
+        "    - role: clinicpacs.orthanc.drift_schedule\n"
+        "      vars:\n"
+        "        drift_schedule_name: clinicpacs-drift-other\n"
+        "        drift_schedule_inventory: /etc/clinicpacs/other\n"
+    )
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1")
+    bin_dir = Path(sys.executable).parent
+    cmd = [str(bin_dir / "ansible-playbook"), "-i", str(EPHEMERAL / "inventory"), "--check", str(play)]
+    run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, check=False)  # noqa: S603
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert box(c, "test", "-e", "/etc/systemd/system/clinicpacs-drift-other.timer", check=False).returncode == 1
+    assert box(c, "test", "-e", "/usr/local/sbin/clinicpacs-drift-other", check=False).returncode == 1
