@@ -213,7 +213,7 @@ def test_writes_json_junit_html_latest_and_prunes(callback, tmp_path, monkeypatc
     fleet_run(callback)
     options = {'report_dir': str(tmp_path / 'reports'), 'keep': 2, 'title': 'Fleet'}
     monkeypatch.setattr(callback, 'get_option', options.get)
-    for _ in range(3):
+    for _run in range(3):
         callback.v2_playbook_on_stats(None)
     names = sorted(os.listdir(tmp_path / 'reports'))
     stems = {n.rsplit('.', 1)[0] for n in names}
