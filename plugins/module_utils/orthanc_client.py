@@ -19,6 +19,8 @@ from __future__ import absolute_import, division, print_function
 
 import base64
 import json
+import os
+import shutil
 import ssl
 import time
 
@@ -130,23 +132,27 @@ class OrthancClient(object):
             return ssl.create_default_context(cafile=self.ca_path)
         return ssl.create_default_context()
 
-    def _transport(self, method, url, data, headers):
-        """Send one HTTP request; return ``(status, body bytes)``. Raises URLError/socket errors as is.
-
-        This is the only place that touches the network (unit tests replace it).
-        """
+    def _get_opener(self):
+        """The URL opener with the client's TLS settings, built once."""
         if self._opener is None:
             handlers = []
-            if url.startswith('https:'):
+            if self.url.startswith('https:'):
                 try:
                     handlers.append(HTTPSHandler(context=self._ssl_context()))
                 except (OSError, ssl.SSLError) as exc:
                     raise OrthancError(f'cannot load ca_path {self.ca_path!r}: {exc}') from None
             self._opener = build_opener(*handlers)
+        return self._opener
+
+    def _transport(self, method, url, data, headers):
+        """Send one HTTP request; return ``(status, body bytes)``. Raises URLError/socket errors as is.
+
+        This and ``download`` are the only places that touch the network (unit tests replace them).
+        """
         req = Request(url, data=data, headers=headers)
         req.get_method = lambda: method
         try:
-            resp = self._opener.open(req, timeout=self.timeout)
+            resp = self._get_opener().open(req, timeout=self.timeout)
         except HTTPError as exc:
             return exc.code, exc.read()
         try:
@@ -246,6 +252,34 @@ class OrthancClient(object):
             return json.loads(payload.decode('utf-8'))
         except (ValueError, UnicodeDecodeError):
             return payload.decode('utf-8', 'replace')
+
+    def download(self, path, dest, accept='application/octet-stream', chunk=1024 * 1024):
+        """Stream the binary answer of ``GET path`` into the file ``dest`` (mode 0600); return its size in bytes.
+
+        Counted in ``requests`` like every other call. Writes ``dest + '.part'`` first and renames it, so a
+        failed download never leaves a file that looks complete. Not retried: a caller downloading large
+        archives decides itself whether to start again.
+        """
+        headers = self._headers(False)
+        headers['Accept'] = accept
+        self.requests['GET'] = self.requests.get('GET', 0) + 1
+        try:
+            resp = self._get_opener().open(Request(self.url + path, headers=headers), timeout=self.timeout)
+        except HTTPError as exc:
+            raise OrthancError(
+                format_orthanc_error('GET', path, exc.code, exc.read()), status=exc.code, method='GET', path=path
+            ) from None
+        except (OSError, URLError) as exc:
+            raise self._connection_error(exc, 'GET', path, self.retries + 1) from None
+        part = dest + '.part'
+        try:
+            fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, 'wb') as handle:
+                shutil.copyfileobj(resp, handle, chunk)
+        finally:
+            resp.close()
+        os.replace(part, dest)
+        return os.path.getsize(dest)
 
     def get(self, path, ok=(200,)):
         """GET ``path`` and return decoded JSON."""

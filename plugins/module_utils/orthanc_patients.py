@@ -18,21 +18,15 @@
 * ``patient_studies(client, patient_id)`` lists the studies of one PatientID with their instance counts.
 * ``move_study(...)`` copies one study to another patient module (asynchronous ``/modify`` job), checks the copy
   and only then deletes the original.
-* ``download(client, path, dest)`` streams a binary answer (a study archive) into a file.
 """
 
 from __future__ import absolute_import, division, print_function
 
 import hashlib
-import os
-import shutil
 import time
 
-from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
-from ansible.module_utils.six.moves.urllib.request import HTTPSHandler, Request, build_opener
 from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_client import (
     OrthancError,
-    format_orthanc_error,
 )
 
 PATIENT_TAGS = ('PatientID', 'PatientName', 'PatientBirthDate', 'PatientSex', 'OtherPatientIDs')
@@ -241,34 +235,3 @@ def move_study(client, study, tags, keep_uids=True, job_timeout=600):
         'joined_existing_study': existing is not None,
         'instances_already_there': already,
     }
-
-
-def download(client, path, dest, chunk=1024 * 1024):
-    """Stream the binary answer of ``GET path`` into the file ``dest`` (mode 0600); return its size in bytes.
-
-    Uses the client's address, credentials and TLS settings and counts the request in ``client.requests``.
-    Writes to ``dest + '.part'`` first, so a failed download never leaves a file that looks complete.
-    """
-    handlers = []
-    if client.url.startswith('https:'):
-        handlers.append(HTTPSHandler(context=client._ssl_context()))
-    opener = build_opener(*handlers)
-    headers = client._headers(False)
-    headers['Accept'] = 'application/zip'
-    req = Request(client.url + path, headers=headers)
-    client.requests['GET'] = client.requests.get('GET', 0) + 1
-    part = dest + '.part'
-    try:
-        resp = opener.open(req, timeout=client.timeout)
-    except HTTPError as exc:
-        raise OrthancError(format_orthanc_error('GET', path, exc.code, exc.read()), status=exc.code) from None
-    except (OSError, URLError) as exc:
-        raise OrthancError(f'cannot download {path} from {client.url}: {exc}') from None
-    try:
-        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, 'wb') as handle:
-            shutil.copyfileobj(resp, handle, chunk)
-    finally:
-        resp.close()
-    os.replace(part, dest)
-    return os.path.getsize(dest)

@@ -176,7 +176,6 @@ import time  # noqa: E402
 
 from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_client import OrthancError  # noqa: E402
 from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_patients import (  # noqa: E402
-    download,
     move_study,
     patient_studies,
     split_multi,
@@ -290,7 +289,7 @@ def write_backup(om, plan, studies, backup_dir):
         name = f"{_safe(study['patient_id'])}-{study['id']}.zip"
         path = os.path.join(run_dir, name)
         try:
-            size = download(om.client, f"/studies/{study['id']}/archive", path)
+            size = om.client.download(f"/studies/{study['id']}/archive", path, accept='application/zip')
         except OrthancError as exc:
             om.fail(f"backup of study {study['id']} failed, nothing was changed: {exc.msg}")
         except OSError as exc:

@@ -214,3 +214,77 @@ def test_bad_ca_path_is_reported(tmp_path):
     with pytest.raises(OrthancError) as err:
         client.get('/system')
     assert 'cannot load ca_path' in err.value.msg
+
+
+@pytest.fixture
+def http_server():
+    """A real HTTP server on loopback: /archive answers 3 MB of bytes, everything else 404 in Orthanc's style."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append((self.path, dict(self.headers)))
+            if self.path == '/archive':
+                body = bytes(range(256)) * (3 * 4096)
+                self.send_response(200)
+                self.send_header('Content-Length', str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            body = json.dumps({'HttpStatus': 404, 'Message': 'Unknown resource', 'Details': 'no such study'})
+            self.send_response(404)
+            self.send_header('Content-Type', 'application/json')
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f'http://127.0.0.1:{server.server_address[1]}', seen
+    server.shutdown()
+    server.server_close()
+
+
+def test_download_streams_into_a_private_file(http_server, tmp_path):
+    url, seen = http_server
+    client = OrthancClient(url, username='ansible', password='secret')
+    dest = tmp_path / 'study.zip'
+    size = client.download('/archive', str(dest), accept='application/zip', chunk=4096)
+    assert size == 3 * 1024 * 1024 == dest.stat().st_size
+    assert dest.read_bytes()[:3] == bytes([0, 1, 2])
+    assert dest.stat().st_mode & 0o777 == 0o600
+    assert not (tmp_path / 'study.zip.part').exists()
+    assert client.requests == {'GET': 1}
+    path, headers = seen[0]
+    assert path == '/archive' and headers['Accept'] == 'application/zip'
+    assert headers['Authorization'].startswith('Basic ')
+
+
+def test_download_error_is_one_line_and_leaves_no_file(http_server, tmp_path):
+    url, _seen = http_server
+    client = OrthancClient(url)
+    dest = tmp_path / 'study.zip'
+    with pytest.raises(OrthancError) as err:
+        client.download('/studies/x/archive', str(dest))
+    assert err.value.status == 404
+    assert '404' in err.value.msg and 'no such study' in err.value.msg and '\n' not in err.value.msg
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_download_from_nothing_listening_is_explained(tmp_path):
+    import socket
+
+    sock = socket.socket()
+    sock.bind(('127.0.0.1', 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    client = OrthancClient(f'http://127.0.0.1:{port}', retries=0)
+    with pytest.raises(OrthancError) as err:
+        client.download('/archive', str(tmp_path / 'a.zip'))
+    assert 'connection refused' in err.value.msg

@@ -9,7 +9,7 @@ import io
 import json
 from urllib.parse import unquote, urlsplit
 
-from ansible_collections.clinicpacs.orthanc.plugins.module_utils import orthanc_patients
+from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_client import OrthancClient
 from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_patients import PATIENT_TAGS, orthanc_id
 
 from ..orthanc_fake import install
@@ -167,4 +167,4 @@ def install_patients(monkeypatch, fake):
             fake.calls.append(('GET', path, None))
             return _Resp(fake.archive(path))
 
-    monkeypatch.setattr(orthanc_patients, 'build_opener', lambda *handlers: Opener())
+    monkeypatch.setattr(OrthancClient, '_get_opener', lambda self: Opener())
