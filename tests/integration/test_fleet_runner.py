@@ -99,13 +99,18 @@ def task_results(result, task_name):
 
 def test_add_store_and_remove_device_through_ansible_runner(tmp_path, stack, device):
     before = started_at(stack.orthanc)
-    new_device = {'name': 'SIMDEV1', 'aet': 'SIMDEV1', 'host': device, 'port': 11112, 'allow_move': False}
-    result = run_playbook(
-        tmp_path,
-        stack,
-        'add_device.yml',
-        {'clinic': 'clinic-it', 'device': new_device, 'device_type': 'intraoral scanner', 'device_vendor': 'Sim'},
-    )
+    # The device as the inventory describes it: Orthanc's options plus type/vendor/location for people.
+    new_device = {
+        'name': 'SIMDEV1',
+        'aet': 'SIMDEV1',
+        'host': device,
+        'port': 11112,
+        'allow_move': False,
+        'type': 'intraoral scanner',
+        'vendor': 'Sim',
+        'location': 'room 3',
+    }
+    result = run_playbook(tmp_path, stack, 'add_device.yml', {'clinic': 'clinic-it', 'device': new_device})
     assert result.status == 'successful', result.stdout.read()
     assert result.rc == 0
     applied = task_results(result, 'Register the device in Orthanc (no restart) and check it answers a C-ECHO')
@@ -142,6 +147,7 @@ def test_add_store_and_remove_device_through_ansible_runner(tmp_path, stack, dev
         assert '&lt;script&gt;' in text
         assert '`ORTHANC`' in text or '<code>ORTHANC</code>' in text
         assert '192.0.2.50' in text and '4242' in text and 'SIMDEV1' in text
+        assert 'intraoral scanner (Sim)' in text and 'room 3' in text
     assert "default-src 'none'" in page
 
     # Running it again changes nothing and still checks the device with a C-ECHO.
