@@ -129,6 +129,25 @@ def test_enforce_corrects_and_next_run_is_clean():
     assert not [c for c in junit.iter("testcase") if c.find("failure") is not None]
 
 
+def test_peer_and_nginx_drift_on_the_other_clinics():
+    """The other drift kinds: a peer changed on C, nginx's site edited on A; enforce corrects both."""
+    a, c = BOXES["A"], BOXES["C"]
+    api(c, "PUT", "/peers/msp-archive", {"Url": "https://rogue.test/orthanc/", "Username": "fleet-archive"})
+    site = "/opt/clinicpacs/nginx/orthanc.conf"
+    box(a, "sh", "-c", f"echo '# edited by hand' >> {site}")
+
+    run = playbook("drift.yml")
+    assert run.returncode != 0, run.stdout[-4000:]
+    report, _junit, _page = latest()
+    assert items(report) == {a: ["config:orthanc.conf"], BOXES["B"]: [], c: ["peer:msp-archive"]}
+    assert "fleet-test-only-peer" not in json.dumps(report)
+
+    run = playbook("drift.yml", "-e", "enforce=true")
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert api(c, "GET", "/peers?expand")["msp-archive"]["Url"] == "https://archive.msp.test/orthanc/"
+    assert "# edited by hand" not in box(a, "cat", site).stdout
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
 def test_fleet_page_renders_in_headless_chromium(tmp_path):
     args = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -146,9 +165,10 @@ def test_add_device_without_restart_then_it_stores_a_study():
     scp = [DOCKER, "exec", "-d", a, "storescp", "--aetitle", "SIMNEW", "--output-directory", "/root/simnew", "11112"]
     subprocess.run(scp, check=True, timeout=60)  # noqa: S603
     before = started_at(a)
-    device = {"name": "sim-new", "aet": "SIMNEW", "host": ip, "port": 11112, "allow_move": False}
+    device = {"name": "sim-new", "aet": "SIMNEW", "host": ip, "port": 11112, "allow_move": False,
+              "type": "intraoral scanner", "vendor": "Sim"}  # fmt: skip
     run = playbook("add_device.yml", "-e", f"clinic={a}", "-e", json.dumps({"device": device}),
-                   "-e", "device_type=intraoral scanner", "-e", f"clinicpacs_sheet_dir={SHEETS}")  # fmt: skip
+                   "-e", f"clinicpacs_sheet_dir={SHEETS}")  # fmt: skip
     assert run.returncode == 0, run.stdout[-4000:]
     assert started_at(a) == before, "add_device.yml restarted Orthanc"
     assert api(a, "GET", "/modalities/sim-new/configuration")["AET"] == "SIMNEW"
