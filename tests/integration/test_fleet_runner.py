@@ -9,6 +9,7 @@ escaped, invalid input is refused with a message naming the field, and remove_de
 
 import json
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -35,6 +36,17 @@ def device(stack):
     name = f'cpo-fleet-sim-{uuid.uuid4().hex[:8]}'
     docker('run', '-d', '--name', name, '--network', stack.network, '-e', 'DEVICE_AET=SIMDEV1',
            DEVICESIM, 'device', 'serve')  # fmt: skip
+    # The simulator needs a moment (more on a loaded machine) before it listens: wait for its own C-ECHO.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        probe = docker('exec', name, 'device', '--host', '127.0.0.1', '--port', '11112', '--called', 'SIMDEV1',
+                       '--timeout', '5', 'echo', check=False)  # fmt: skip
+        if probe.returncode == 0:
+            break
+        time.sleep(1)
+    else:
+        docker('rm', '-f', name, check=False)
+        pytest.fail(f'device simulator {name} did not answer a C-ECHO within 60 s')
     try:
         yield name
     finally:
