@@ -16,9 +16,9 @@ export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
 export PYTHONDONTWRITEBYTECODE := 1
 
 PYTEST := $(BIN)/pytest -p no:cacheprovider
-MOLECULE_SCENARIOS ?= smoke default
+MOLECULE_SCENARIOS ?= smoke default fleet
 
-.PHONY: help venv collections images lint sanity unit integration molecule molecule-fleet test demo demo-clean bench bench-quick clean
+.PHONY: help venv collections images lint sanity unit integration molecule test demo demo-clean bench bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -54,9 +54,6 @@ integration: collections images ## integration tests against real Orthanc/Postgr
 
 molecule: collections images ## Molecule scenarios on clinic box containers
 	for s in $(MOLECULE_SCENARIOS); do $(BIN)/molecule test -s $$s || exit 1; done
-
-molecule-fleet: collections images ## the three-clinic fleet scenario (long: not part of make test yet)
-	$(BIN)/molecule test -s fleet
 
 test: lint sanity unit integration molecule ## every gate CI runs
 
