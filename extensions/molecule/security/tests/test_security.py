@@ -3,7 +3,8 @@
 The box is at 10.213.47.10 on the scenario's own network. Simulated DICOM devices are throw-away
 clinicpacs/devicesim containers started here on that network with fixed addresses: .21 is the registered
 SIMPANO, .22 the registered SIMCBCT, .23 is not registered. Traffic only goes to the box this scenario made.
-Tests run in file order; the first one is the scenario's idempotence run (at -vvv, searched for secrets).
+Every test takes `host`, so pytest keeps them in file order; the first one is the scenario's idempotence run
+(at -vvv, searched for secrets), the last one switches the clinic to DICOM TLS.
 """
 
 from __future__ import annotations
@@ -173,12 +174,12 @@ def test_orthanc_checks_modality_host_and_called_aet(host):
     assert conf["DicomCheckCalledAet"] is True
 
 
-def test_registered_device_from_its_address_stores():
+def test_registered_device_from_its_address_stores(host):
     res = _store(PANO_IP, "SIMPANO")
     assert res.returncode == 0, res.stdout + res.stderr
 
 
-def test_registered_aet_from_wrong_address_is_refused():
+def test_registered_aet_from_wrong_address_is_refused(host):
     # .22 is let through by the firewall (it is sim-cbct's address), so the refusal is Orthanc's own check.
     assert _echo(CBCT_IP, "SIMCBCT").returncode == 0
     res = _store(CBCT_IP, "SIMPANO")
@@ -186,7 +187,7 @@ def test_registered_aet_from_wrong_address_is_refused():
     assert "Association Rejected" in res.stderr, res.stderr
 
 
-def test_wrong_called_aet_is_refused():
+def test_wrong_called_aet_is_refused(host):
     res = _store(PANO_IP, "SIMPANO", called="NOTORTHANC")
     assert res.returncode != 0, res.stdout + res.stderr
     assert "Association Rejected" in res.stderr, res.stderr
@@ -241,7 +242,7 @@ def _handshake(version: ssl.TLSVersion, ciphers: str = "DEFAULT:@SECLEVEL=0") ->
 
 
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1])
-def test_https_refuses_old_tls(version):
+def test_https_refuses_old_tls(host, version):
     with pytest.raises((ssl.SSLError, ConnectionResetError)):
         _handshake(version)
 
@@ -249,13 +250,13 @@ def test_https_refuses_old_tls(version):
 @pytest.mark.parametrize(
     "cipher", ["AES128-SHA", "AES256-GCM-SHA384", "ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA384"]
 )
-def test_https_refuses_weak_ciphers(cipher):
+def test_https_refuses_weak_ciphers(host, cipher):
     """Static RSA key exchange and CBC suites are refused over TLS 1.2."""
     with pytest.raises((ssl.SSLError, ConnectionResetError)):
         _handshake(ssl.TLSVersion.TLSv1_2, f"{cipher}:@SECLEVEL=0")
 
 
-def test_https_accepts_a_strong_cipher():
+def test_https_accepts_a_strong_cipher(host):
     # The positive control of the test above: the client code works, only the cipher differs.
     assert _handshake(ssl.TLSVersion.TLSv1_2, "ECDHE-ECDSA-AES128-GCM-SHA256") == "ECDHE-ECDSA-AES128-GCM-SHA256"
 
@@ -265,20 +266,21 @@ def test_https_accepts_a_strong_cipher():
 # ----------------------------------------------------------------------------------------------------
 
 
-def test_version_gate_refuses_old_orthanc_without_override():
+def test_version_gate_refuses_old_orthanc_without_override(host):
     res = _playbook(str(SCENARIO / "gate.yml"), "-e", '{"pacs_orthanc_allow_below_minimum": false}')
-    assert res.returncode != 0, res.stdout[-3000:]
+    out = res.stdout + res.stderr
+    assert res.returncode != 0, out[-3000:]
     for text in ("clinicpacs/orthanc:1.12.7", "Orthanc 1.12.7", "1.12.11", "pacs_orthanc_allow_below_minimum"):
-        assert text in res.stdout, res.stdout[-3000:]
+        assert text in out, out[-3000:]
 
 
-def test_version_gate_lets_it_pass_with_the_override():
+def test_version_gate_lets_it_pass_with_the_override(host):
     res = _playbook(str(SCENARIO / "gate.yml"), "-e", '{"pacs_orthanc_allow_below_minimum": true}')
     assert res.returncode == 0, res.stdout[-3000:]
     assert "WARNING: image clinicpacs/orthanc:1.12.7 has Orthanc 1.12.7" in res.stdout, res.stdout[-3000:]
 
 
-def test_version_gate_passes_a_new_enough_orthanc():
+def test_version_gate_passes_a_new_enough_orthanc(host):
     extra = '{"pacs_orthanc_allow_below_minimum": false, "pacs_orthanc_minimum_version": "1.12.7"}'
     res = _playbook(str(SCENARIO / "gate.yml"), "-e", extra)
     assert res.returncode == 0, res.stdout[-3000:]
