@@ -244,9 +244,10 @@ SECRET_FILES = {
     "/opt/clinicpacs/orthanc/postgresql.json": 4242,
     "/opt/clinicpacs/orthanc/users.json": 4242,
     "/opt/clinicpacs/secrets/postgres_password": 999,
-    "/opt/clinicpacs/tls/server/server.key": 0,
+    # nginx runs unprivileged as Debian's www-data (33): it owns its key and site, nobody else reads them.
+    "/opt/clinicpacs/tls/server/server.key": 33,
     "/opt/clinicpacs/tls/ca/ca.key": 0,
-    "/opt/clinicpacs/nginx/orthanc.conf": 0,
+    "/opt/clinicpacs/nginx/orthanc.conf": 33,
     "/opt/clinicpacs/docker-compose.yml": 0,
 }
 

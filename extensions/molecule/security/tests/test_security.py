@@ -1,0 +1,319 @@
+"""Verify of the security scenario (issue 8): each property is proved by a test that fails without it.
+
+The box is at 10.213.47.10 on the scenario's own network. Simulated DICOM devices are throw-away
+clinicpacs/devicesim containers started here on that network with fixed addresses: .21 is the registered
+SIMPANO, .22 the registered SIMCBCT, .23 is not registered. Traffic only goes to the box this scenario made.
+Every test takes `host`, so pytest keeps them in file order; the first one is the scenario's idempotence run
+(at -vvv, searched for secrets), the last one switches the clinic to DICOM TLS.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import ssl
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DOCKER = "/usr/bin/docker"
+BOX = "clinicpacs-molecule-security"
+NETWORK = "clinicpacs-molecule-security-net"
+BOX_IP = "10.213.47.10"
+PANO_IP, CBCT_IP, STRANGER_IP = "10.213.47.21", "10.213.47.22", "10.213.47.23"
+DEVICESIM = "clinicpacs/devicesim:trixie"
+REPO = Path(__file__).resolve().parents[4]
+SCENARIO = Path(__file__).resolve().parents[1]
+# Real sample data (tests/data/dicom/README.md): one uncompressed MR instance of BRAINIX.
+SAMPLE = sorted((REPO / "tests/data/dicom/Brainix/Epi").glob("*.dcm"))[0]
+CONTAINERS = ("clinicpacs-postgres", "clinicpacs-orthanc", "clinicpacs-nginx")
+
+
+def _playbook(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", os.environ["MOLECULE_INVENTORY_FILE"], *args]
+    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, check=False)  # noqa: S603
+
+
+def _recap(out: str) -> str:
+    lines = [line for line in out.splitlines() if line.startswith(BOX) and "changed=" in line]
+    assert lines, out[-3000:]
+    return lines[-1]
+
+
+def _device(ip: str, *argv: str, timeout: int = 90, tls_dir: Path | None = None) -> subprocess.CompletedProcess:
+    """Run a dcmtk tool in a throw-away device container with the fixed address `ip`."""
+    name = f"clinicpacs-molecule-security-dev-{ip.rsplit('.', 1)[1]}"
+    cmd = [DOCKER, "run", "--rm", "--name", name, "--network", NETWORK, "--ip", ip]
+    cmd += ["-v", f"{SAMPLE.parent}:/samples:ro"]
+    if tls_dir:
+        cmd += ["-v", f"{tls_dir}:/tls:ro"]
+    cmd += ["--entrypoint", argv[0], DEVICESIM, *argv[1:]]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)  # noqa: S603
+
+
+def _store(ip: str, calling: str, called: str = "ORTHANC", timeout: str = "10") -> subprocess.CompletedProcess:
+    return _device(ip, "storescu", "-aet", calling, "-aec", called, "-to", timeout, "-ta", timeout, "-td", timeout,
+                   BOX_IP, "4242", f"/samples/{SAMPLE.name}")  # fmt: skip
+
+
+def _echo(ip: str, calling: str, timeout: str = "10") -> subprocess.CompletedProcess:
+    return _device(ip, "echoscu", "-aet", calling, "-aec", "ORTHANC", "-to", timeout, BOX_IP, "4242")
+
+
+def _dropped(host) -> int:
+    res = host.run("nft -j list counter inet clinicpacs dicom_dropped")
+    assert res.rc == 0, res.stderr
+    counters = [o["counter"] for o in json.loads(res.stdout)["nftables"] if "counter" in o]
+    return counters[0]["packets"]
+
+
+def _secrets(host) -> list[str]:
+    v = host.ansible.get_variables()
+    found = [v["pacs_postgres_password"], v["pacs_api_password"], v["pacs_admin_password"]]
+    found += [u["password"] for u in v["pacs_users"]]
+    assert all(len(s) >= 12 for s in found)
+    return found
+
+
+# ----------------------------------------------------------------------------------------------------
+# Idempotence at -vvv and secrets: the second converge changes nothing and shows no secret
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_second_converge_at_vvv_is_idempotent_and_shows_no_secret(host):
+    res = _playbook("-vvv", str(SCENARIO / "converge.yml"))
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-4000:]
+    assert "changed=0" in _recap(res.stdout), _recap(res.stdout)
+    # The run really is verbose (module arguments are printed), so the search below means something.
+    assert "<10.213.47.10>" in out or "ESTABLISH DOCKER CONNECTION" in out, out[:2000]
+    for secret in _secrets(host):
+        assert secret not in out, "a secret of the inventory appears in the -vvv output"
+
+
+def test_no_secret_in_docker_inspect_or_compose_file(host):
+    res = host.run(f"docker inspect {' '.join(CONTAINERS)}")
+    assert res.rc == 0, res.stderr
+    compose = host.file("/opt/clinicpacs/docker-compose.yml").content_string
+    for secret in _secrets(host):
+        assert secret not in res.stdout
+        assert secret not in compose
+
+
+# ----------------------------------------------------------------------------------------------------
+# Containers (CIS Docker Benchmark 5.x)
+# ----------------------------------------------------------------------------------------------------
+
+
+def _inspect(host, name: str) -> dict:
+    res = host.run(f"docker inspect {name}")
+    assert res.rc == 0, res.stderr
+    return json.loads(res.stdout)[0]
+
+
+@pytest.mark.parametrize("name", CONTAINERS)
+def test_container_config_hardened(host, name):
+    c = _inspect(host, name)
+    hc = c["HostConfig"]
+    assert c["Config"]["User"] not in ("", "0", "root", "0:0"), c["Config"]["User"]
+    assert hc["ReadonlyRootfs"] is True
+    assert hc["CapDrop"] == ["ALL"] and not hc["CapAdd"]
+    assert "no-new-privileges:true" in hc["SecurityOpt"]
+    assert hc["Memory"] > 0 and hc["PidsLimit"] > 0
+    assert hc["LogConfig"]["Type"] == "json-file" and hc["LogConfig"]["Config"]["max-size"]
+    assert c["Config"]["Healthcheck"]["Test"]
+    assert hc["Privileged"] is False
+    mounts = [m["Source"] for m in c["Mounts"]]
+    assert not [m for m in mounts if m.endswith("docker.sock")], mounts
+
+
+@pytest.mark.parametrize("name", CONTAINERS)
+def test_processes_run_unprivileged(host, name):
+    """Every process of the container: non-root uid, no effective capability, no_new_privs set."""
+    script = "for f in /proc/[0-9]*/status; do grep -E '^(Uid|CapEff|NoNewPrivs):' $f | tr -s '\\t' ' '; done"
+    res = host.run(f"docker exec {name} sh -c %s", script)
+    assert res.rc == 0, res.stderr
+    lines = res.stdout.splitlines()
+    uids = {line.split()[1] for line in lines if line.startswith("Uid:")}
+    assert uids and "0" not in uids, lines
+    assert {line.split()[1] for line in lines if line.startswith("CapEff:")} == {"0000000000000000"}, lines
+    assert {line.split()[1] for line in lines if line.startswith("NoNewPrivs:")} == {"1"}, lines
+
+
+@pytest.mark.parametrize("name", CONTAINERS)
+def test_root_filesystem_is_read_only(host, name):
+    res = host.run(f"docker exec {name} sh -c 'echo x > /etc/clinicpacs-probe'")
+    assert res.rc != 0
+    assert "Read-only file system" in res.stderr, res.stderr
+
+
+def test_no_docker_socket_anywhere(host):
+    res = host.run("docker ps -q | xargs docker inspect -f '{{range .Mounts}}{{.Source}} {{end}}'")
+    assert res.rc == 0, res.stderr
+    assert "docker.sock" not in res.stdout
+
+
+def test_userland_proxy_off(host):
+    daemon = json.loads(host.file("/etc/docker/daemon.json").content_string)
+    assert daemon["userland-proxy"] is False
+    assert not host.run("pgrep -x docker-proxy").stdout.strip()
+
+
+# ----------------------------------------------------------------------------------------------------
+# DICOM network access: address, AE titles, firewall
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_orthanc_checks_modality_host_and_called_aet(host):
+    conf = json.loads(host.file("/opt/clinicpacs/orthanc/orthanc.json").content_string)
+    assert conf["DicomCheckModalityHost"] is True
+    assert conf["DicomCheckCalledAet"] is True
+
+
+def test_registered_device_from_its_address_stores(host):
+    res = _store(PANO_IP, "SIMPANO")
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_registered_aet_from_wrong_address_is_refused(host):
+    # .22 is let through by the firewall (it is sim-cbct's address), so the refusal is Orthanc's own check.
+    assert _echo(CBCT_IP, "SIMCBCT").returncode == 0
+    res = _store(CBCT_IP, "SIMPANO")
+    assert res.returncode != 0, res.stdout + res.stderr
+    assert "Association Rejected" in res.stderr, res.stderr
+
+
+def test_wrong_called_aet_is_refused(host):
+    res = _store(PANO_IP, "SIMPANO", called="NOTORTHANC")
+    assert res.returncode != 0, res.stdout + res.stderr
+    assert "Association Rejected" in res.stderr, res.stderr
+
+
+def test_firewall_drops_dicom_from_unregistered_address(host):
+    before = _dropped(host)
+    res = _store(STRANGER_IP, "SIMPANO", timeout="5")
+    assert res.returncode != 0, res.stdout + res.stderr
+    # Dropped, not rejected by Orthanc: no association is ever negotiated.
+    assert "Association Rejected" not in res.stderr, res.stderr
+    assert _dropped(host) > before
+
+
+def test_firewall_follows_device_add_and_remove(host):
+    """tasks/devices.yml of the firewall role: an added address gets through to Orthanc (which rejects the
+    unknown AET), a removed one is dropped again."""
+    extra = json.dumps({"firewall_dicom_extra_sources": [STRANGER_IP]})
+    res = _playbook(str(SCENARIO / "firewall_devices.yml"), "-e", extra)
+    assert res.returncode == 0, res.stdout[-3000:]
+    assert "changed=1" in _recap(res.stdout) or "changed=2" in _recap(res.stdout), _recap(res.stdout)
+    res = _echo(STRANGER_IP, "STRANGER")
+    assert "Association Rejected" in res.stderr, res.stderr
+    res = _playbook(str(SCENARIO / "firewall_devices.yml"))
+    assert res.returncode == 0, res.stdout[-3000:]
+    before = _dropped(host)
+    res = _echo(STRANGER_IP, "STRANGER", timeout="5")
+    assert "Association Rejected" not in res.stderr and res.returncode != 0, res.stderr
+    assert _dropped(host) > before
+
+
+def test_firewall_ruleset_is_loaded_at_boot(host):
+    unit = host.service("clinicpacs-firewall")
+    assert unit.is_enabled and unit.is_running
+    assert "table inet clinicpacs" in host.run("nft list tables").stdout
+
+
+# ----------------------------------------------------------------------------------------------------
+# HTTPS: old protocols and weak ciphers refused
+# ----------------------------------------------------------------------------------------------------
+
+
+def _handshake(version: ssl.TLSVersion, ciphers: str = "DEFAULT:@SECLEVEL=0") -> str:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_ciphers(ciphers)
+    ctx.minimum_version = version
+    ctx.maximum_version = version
+    with socket.create_connection((BOX_IP, 443), timeout=10) as raw, ctx.wrap_socket(raw) as tls:
+        return tls.cipher()[0]
+
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1])
+def test_https_refuses_old_tls(host, version):
+    with pytest.raises((ssl.SSLError, ConnectionResetError)):
+        _handshake(version)
+
+
+@pytest.mark.parametrize(
+    "cipher", ["AES128-SHA", "AES256-GCM-SHA384", "ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA384"]
+)
+def test_https_refuses_weak_ciphers(host, cipher):
+    """Static RSA key exchange and CBC suites are refused over TLS 1.2."""
+    with pytest.raises((ssl.SSLError, ConnectionResetError)):
+        _handshake(ssl.TLSVersion.TLSv1_2, f"{cipher}:@SECLEVEL=0")
+
+
+def test_https_accepts_a_strong_cipher(host):
+    # The positive control of the test above: the client code works, only the cipher differs.
+    assert _handshake(ssl.TLSVersion.TLSv1_2, "ECDHE-ECDSA-AES128-GCM-SHA256") == "ECDHE-ECDSA-AES128-GCM-SHA256"
+
+
+# ----------------------------------------------------------------------------------------------------
+# Orthanc version gate
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_version_gate_refuses_old_orthanc_without_override(host):
+    res = _playbook(str(SCENARIO / "gate.yml"), "-e", '{"pacs_orthanc_allow_below_minimum": false}')
+    out = res.stdout + res.stderr
+    assert res.returncode != 0, out[-3000:]
+    for text in ("clinicpacs/orthanc:1.12.7", "Orthanc 1.12.7", "1.12.11", "pacs_orthanc_allow_below_minimum"):
+        assert text in out, out[-3000:]
+
+
+def test_version_gate_lets_it_pass_with_the_override(host):
+    res = _playbook(str(SCENARIO / "gate.yml"), "-e", '{"pacs_orthanc_allow_below_minimum": true}')
+    assert res.returncode == 0, res.stdout[-3000:]
+    assert "WARNING: image clinicpacs/orthanc:1.12.7 has Orthanc 1.12.7" in res.stdout, res.stdout[-3000:]
+
+
+def test_version_gate_passes_a_new_enough_orthanc(host):
+    extra = '{"pacs_orthanc_allow_below_minimum": false, "pacs_orthanc_minimum_version": "1.12.7"}'
+    res = _playbook(str(SCENARIO / "gate.yml"), "-e", extra)
+    assert res.returncode == 0, res.stdout[-3000:]
+
+
+# ----------------------------------------------------------------------------------------------------
+# DICOM TLS (last: converges the clinic once more with pacs_dicom_tls on)
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_dicom_tls_device_stores_over_tls_and_plain_is_refused(host):
+    devices = [
+        {"name": "sim-pano", "aet": "SIMPANO", "host": PANO_IP, "port": 11112, "use_dicom_tls": True},
+        {"name": "sim-cbct", "aet": "SIMCBCT", "host": CBCT_IP, "port": 11112, "use_dicom_tls": True},
+    ]
+    res = _playbook(str(SCENARIO / "converge.yml"), "-e", json.dumps({"pacs_dicom_tls": True, "pacs_devices": devices}))
+    assert res.returncode == 0, res.stdout[-4000:]
+    conf = json.loads(host.file("/opt/clinicpacs/orthanc/orthanc.json").content_string)
+    assert conf["DicomTlsEnabled"] is True and conf["DicomTlsRemoteCertificateRequired"] is True
+    # The device's key and certificate (issued by the clinic CA) and the CA certificate, as the MSP copies them.
+    tls_dir = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "dicom-tls"
+    tls_dir.mkdir(exist_ok=True)
+    for path in ("devices/sim-pano.key", "devices/sim-pano.crt", "ca/ca.crt"):
+        (tls_dir / Path(path).name).write_text(host.file(f"/opt/clinicpacs/tls/{path}").content_string)
+        (tls_dir / Path(path).name).chmod(0o644)
+    tls = ["+tls", "/tls/sim-pano.key", "/tls/sim-pano.crt", "+cf", "/tls/ca.crt"]
+    common = ["-to", "10", "-ta", "10", "-td", "10", "-aet", "SIMPANO", "-aec", "ORTHANC", BOX_IP, "4242"]
+    res = _device(PANO_IP, "storescu", *tls, *common, f"/samples/{SAMPLE.name}", tls_dir=tls_dir)
+    assert res.returncode == 0, res.stdout + res.stderr
+    # Plain DICOM to the TLS port: no association.
+    res = _store(PANO_IP, "SIMPANO")
+    assert res.returncode != 0, res.stdout + res.stderr
+    # TLS without a client certificate of the clinic CA: refused too.
+    anonymous = ["+tla", "+cf", "/tls/ca.crt"]
+    res = _device(PANO_IP, "storescu", *anonymous, *common, f"/samples/{SAMPLE.name}", tls_dir=tls_dir)
+    assert res.returncode != 0, res.stdout + res.stderr
