@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -28,11 +29,19 @@ SHEETS = EPHEMERAL / "fleet-sheets"
 # An uncompressed sample (storescu sends it as is): BRAINIX MR, see tests/data/dicom/README.md.
 SAMPLE = REPO / "tests/data/dicom/Brainix/Epi/IM-0001-0001.dcm"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DEVICESIM = "clinicpacs/devicesim:trixie"
 
 
 def box(name: str, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
     result = subprocess.run([DOCKER, "exec", name, *cmd], capture_output=True, text=True, timeout=120, check=False)  # noqa: S603
     assert not check or result.returncode == 0, f"{cmd} in {name}: {result.stdout}{result.stderr}"
+    return result
+
+
+def host_docker(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """docker on the Molecule host (containers of this scenario only)."""
+    result = subprocess.run([DOCKER, *args], capture_output=True, text=True, timeout=180, check=False)  # noqa: S603
+    assert not check or result.returncode == 0, f"docker {args}: {result.stdout}{result.stderr}"
     return result
 
 
@@ -159,27 +168,44 @@ def test_fleet_page_renders_in_headless_chromium(tmp_path):
 
 
 def test_add_device_without_restart_then_it_stores_a_study():
-    a = BOXES["A"]
-    ip = box(a, "hostname", "-I").stdout.split()[0]
-    box(a, "mkdir", "-p", "/root/simnew")
-    scp = [DOCKER, "exec", "-d", a, "storescp", "--aetitle", "SIMNEW", "--output-directory", "/root/simnew", "11112"]
-    subprocess.run(scp, check=True, timeout=60)  # noqa: S603
-    before = started_at(a)
-    device = {"name": "sim-new", "aet": "SIMNEW", "host": ip, "port": 11112, "allow_move": False,
-              "type": "intraoral scanner", "vendor": "Sim"}  # fmt: skip
-    run = playbook("add_device.yml", "-e", f"clinic={a}", "-e", json.dumps({"device": device}),
-                   "-e", f"clinicpacs_sheet_dir={SHEETS}")  # fmt: skip
-    assert run.returncode == 0, run.stdout[-4000:]
-    assert started_at(a) == before, "add_device.yml restarted Orthanc"
-    assert api(a, "GET", "/modalities/sim-new/configuration")["AET"] == "SIMNEW"
+    """A device on the clinic network (a container next to the boxes, like a device on the LAN) is added to A.
 
-    ds = dcmread(SAMPLE)
-    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = generate_uid(), generate_uid(), generate_uid()
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    study = EPHEMERAL / "sim-new.dcm"
-    ds.save_as(study)
-    subprocess.run([DOCKER, "cp", str(study), f"{a}:/root/sim-new.dcm"], check=True, timeout=60)  # noqa: S603
-    box(a, "storescu", "-aet", "SIMNEW", "-aec", "CLINICPACS", "127.0.0.1", "4242", "/root/sim-new.dcm")
+    Orthanc checks the calling address (DicomCheckModalityHost) and the firewall lets DICOM in only from
+    registered devices, so the device must send from the address it is registered with.
+    """
+    a = BOXES["A"]
+    box_ip = box(a, "hostname", "-I").stdout.split()[0]
+    sim = "clinicpacs-fleet-device-a"
+    inside = "/tmp/sim-new.dcm"  # noqa: S108 - inside the throw-away device container
+    host_docker("rm", "-f", sim, check=False)
+    host_docker("run", "-d", "--name", sim, "-e", "DEVICE_AET=SIMNEW", DEVICESIM, "device", "serve")
+    try:
+        sim_ip = host_docker("inspect", "-f", "{{.NetworkSettings.IPAddress}}", sim).stdout.strip()
+        for _attempt in range(60):  # the simulator listens after a moment: wait for its own C-ECHO
+            probe = host_docker("exec", sim, "device", "--host", "127.0.0.1", "--port", "11112",
+                                "--called", "SIMNEW", "--timeout", "5", "echo", check=False)  # fmt: skip
+            if probe.returncode == 0:
+                break
+            time.sleep(1)
+        before = started_at(a)
+        device = {"name": "sim-new", "aet": "SIMNEW", "host": sim_ip, "port": 11112, "allow_move": False,
+                  "type": "intraoral scanner", "vendor": "Sim"}  # fmt: skip
+        run = playbook("add_device.yml", "-e", f"clinic={a}", "-e", json.dumps({"device": device}),
+                       "-e", f"clinicpacs_sheet_dir={SHEETS}")  # fmt: skip
+        assert run.returncode == 0, run.stdout[-4000:]
+        assert started_at(a) == before, "add_device.yml restarted Orthanc"
+        assert api(a, "GET", "/modalities/sim-new/configuration")["AET"] == "SIMNEW"
+
+        ds = dcmread(SAMPLE)
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = generate_uid(), generate_uid(), generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        study = EPHEMERAL / "sim-new.dcm"
+        ds.save_as(study)
+        host_docker("cp", str(study), f"{sim}:{inside}")
+        host_docker("exec", sim, "device", "--host", box_ip, "--port", "4242", "--called", "CLINICPACS",
+                    "--aet", "SIMNEW", "store", inside)  # fmt: skip
+    finally:
+        host_docker("rm", "-f", sim, check=False)
     found = api(a, "POST", "/tools/find", {"Level": "Instance", "Query": {"SOPInstanceUID": str(ds.SOPInstanceUID)}})
     assert len(found) == 1
     assert api(a, "GET", f"/instances/{found[0]}/metadata/RemoteAET") == "SIMNEW"
@@ -187,6 +213,7 @@ def test_add_device_without_restart_then_it_stores_a_study():
     html = (SHEETS / f"{a}-sim-new.html").read_text()
     for text in (md, html):
         assert "CLINICPACS" in text and "SIMNEW" in text and "4242" in text
+        assert "intraoral scanner (Sim)" in text
         assert "<b>north</b>" not in text and "&lt;b&gt;north&lt;/b&gt;" in text
 
 
