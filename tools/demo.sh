@@ -18,6 +18,12 @@ DOCKER="${DOCKER:-/usr/bin/docker}"
 VENV="${VENV:-$root/.venv}"
 BOX="clinicpacs-demo"
 VOLUME="clinicpacs-demo-docker"
+# The demo's own network: the box and the simulated device at fixed addresses (inventories/demo registers
+# the device with its address: Orthanc and the box's firewall accept DICOM only from there).
+NETWORK="clinicpacs-demo-net"
+SUBNET="10.214.0.0/24"
+BOX_IP="10.214.0.10"
+DEVICE_IP="10.214.0.20"
 HTTPS_PORT="${DEMO_HTTPS_PORT:-8443}"
 HTTP_PORT="${DEMO_HTTP_PORT:-8080}"
 DICOM_PORT="${DEMO_DICOM_PORT:-4242}"
@@ -34,8 +40,9 @@ die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
 if [ "${1:-}" = "--destroy" ]; then
   "$DOCKER" rm -f "$BOX" >/dev/null 2>&1 || true
   "$DOCKER" volume rm "$VOLUME" >/dev/null 2>&1 || true
+  "$DOCKER" network rm "$NETWORK" >/dev/null 2>&1 || true
   rm -rf "$DEMO_DIR"
-  echo "demo: box, volume and demo/ removed"
+  echo "demo: box, volume, network and demo/ removed"
   exit 0
 fi
 
@@ -73,6 +80,7 @@ fi
 chmod 0600 "$SECRETS"
 
 step "Box container $BOX"
+"$DOCKER" network inspect "$NETWORK" >/dev/null 2>&1 || "$DOCKER" network create --subnet "$SUBNET" "$NETWORK" >/dev/null
 if [ "$("$DOCKER" inspect -f '{{.State.Running}}' "$BOX" 2>/dev/null || true)" = "true" ]; then
   echo "running"
 else
@@ -80,7 +88,7 @@ else
     "$DOCKER" start "$BOX" >/dev/null
     echo "started again"
   else
-    "$DOCKER" run -d --name "$BOX" --hostname "$BOX" \
+    "$DOCKER" run -d --name "$BOX" --hostname "$BOX" --network "$NETWORK" --ip "$BOX_IP" \
       --cap-add SYS_ADMIN --cap-add NET_ADMIN --cap-add SYS_PTRACE \
       --security-opt seccomp=unconfined --security-opt systempaths=unconfined \
       --cgroupns host \
@@ -103,11 +111,11 @@ step "Provisioning with playbooks/site.yml (first run: a few minutes)"
 ansible-playbook -i "$root/inventories/demo/hosts.yml" -e "@$SECRETS" "$root/playbooks/site.yml"
 
 step "A simulated intraoral scanner (AE title DEMOSCAN) sends a real study"
-box_ip="$("$DOCKER" inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$BOX" | awk '{print $1}')"
-"$DOCKER" run --rm -v "$root/tests/data/dicom/Comunix:/data:ro" clinicpacs/devicesim:trixie \
-  device --host "$box_ip" --port 4242 --called ORTHANC --aet DEMOSCAN echo
-"$DOCKER" run --rm -v "$root/tests/data/dicom/Comunix:/data:ro" clinicpacs/devicesim:trixie \
-  device --host "$box_ip" --port 4242 --called ORTHANC --aet DEMOSCAN store /data
+for action in echo "store /data"; do
+  # shellcheck disable=SC2086  # "store /data" is the subcommand and its argument
+  "$DOCKER" run --rm --network "$NETWORK" --ip "$DEVICE_IP" -v "$root/tests/data/dicom/Comunix:/data:ro" \
+    clinicpacs/devicesim:trixie device --host "$BOX_IP" --port 4242 --called ORTHANC --aet DEMOSCAN $action
+done
 
 admin_user="$(awk -F': ' '/^pacs_admin_username:/ {print $2}' "$SECRETS")"
 admin_pw="$(awk -F': ' '/^pacs_admin_password:/ {print $2}' "$SECRETS")"
@@ -119,7 +127,8 @@ cat <<EOT
 
 ==> The demo clinic PACS is ready
   Orthanc Explorer:  https://localhost:$HTTPS_PORT/app/explorer.html   (http://localhost:$HTTP_PORT redirects)
-  DICOM:             AE title ORTHANC at 127.0.0.1:$DICOM_PORT (registered device: DEMOSCAN)
+  DICOM:             AE title ORTHANC at $BOX_IP:4242 (127.0.0.1:$DICOM_PORT is published too); registered
+                     device: DEMOSCAN, accepted only from $DEVICE_IP on the network $NETWORK
   Clinic CA:         $CA_FILE
                      (trust it in the browser, or: curl --cacert $CA_FILE ...)
   Log in as:         $admin_user; the password is pacs_admin_password in $SECRETS
