@@ -16,7 +16,7 @@ export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
 export PYTHONDONTWRITEBYTECODE := 1
 
 PYTEST := $(BIN)/pytest -p no:cacheprovider
-MOLECULE_SCENARIOS ?= smoke default security fleet
+MOLECULE_SCENARIOS ?= smoke default security fleet backup_restore upgrade
 
 .PHONY: help venv collections images lint sanity unit integration molecule test demo demo-clean bench bench-quick clean
 
