@@ -97,6 +97,8 @@ def test_fleet_starts_clean():
     report, _junit, _page = latest()
     assert items(report) == {b: [] for b in BOXES.values()}
     assert all(h["facts"]["orthanc_version"] for h in report["hosts"].values())
+    ages = {h: d["facts"]["last_backup_age"] for h, d in report["hosts"].items()}
+    assert ages == dict.fromkeys(BOXES.values(), "never")
 
 
 def test_out_of_band_changes_on_b_are_reported():
@@ -131,10 +133,17 @@ def test_enforce_corrects_and_next_run_is_clean():
     run = playbook("drift.yml", "-e", "enforce=true")
     assert run.returncode == 0, run.stdout[-4000:]
     assert api(BOXES["B"], "GET", "/modalities/sim-cbct/configuration")["Port"] == 11113
+    # A backup of C only: the next report shows its age, and "never" for A and B.
+    backup = playbook("backup.yml", "--limit", BOXES["C"])
+    assert backup.returncode == 0, backup.stdout[-4000:]
     again = playbook("drift.yml")
     assert again.returncode == 0, again.stdout[-4000:]
-    report, junit, _page = latest()
+    report, junit, page = latest()
     assert items(report) == {b: [] for b in BOXES.values()}
+    ages = {h: d["facts"]["last_backup_age"] for h, d in report["hosts"].items()}
+    assert ages[BOXES["A"]] == ages[BOXES["B"]] == "never"
+    assert ages[BOXES["C"]].endswith("m"), ages  # minutes old
+    assert f"<td>{ages[BOXES['C']]}</td>" in page
     assert not [c for c in junit.iter("testcase") if c.find("failure") is not None]
 
 
