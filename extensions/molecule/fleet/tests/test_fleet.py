@@ -183,7 +183,8 @@ def test_add_device_without_restart_then_it_stores_a_study():
     registered devices, so the device must send from the address it is registered with.
     """
     a = BOXES["A"]
-    box_ip = box(a, "hostname", "-I").stdout.split()[0]
+    # The box's address on the Molecule host's bridge (inside, `hostname -I` also lists its own Docker bridges).
+    box_ip = host_docker("inspect", "-f", "{{.NetworkSettings.IPAddress}}", a).stdout.strip()
     sim = "clinicpacs-fleet-device-a"
     inside = "/tmp/sim-new.dcm"  # noqa: S108 - inside the throw-away device container
     host_docker("rm", "-f", sim, check=False)
