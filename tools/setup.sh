@@ -238,13 +238,20 @@ if [ "$dry_run" = 1 ]; then
     ok) say "Docker engine: answers ($DOCKER info), nothing to start" ;;
     denied) say "Docker engine: runs, but this user may not use it (would refuse, see below)" ;;
     down) say "Docker engine: does not answer: would start it: ${as_root:+$(quoted "${as_root[@]}") }$start_text" ;;
-    noclient) say "Docker engine: no $DOCKER yet: would start it after the install: ${as_root:+$(quoted "${as_root[@]}") }$start_text" ;;
+    noclient)
+      if [ "${#missing[@]}" -eq 0 ]; then
+        say "Docker engine: no $DOCKER, and no package to install brings it: would fail"
+      else
+        say "Docker engine: no $DOCKER yet: would start it after the install: ${as_root:+$(quoted "${as_root[@]}") }$start_text"
+      fi
+      ;;
   esac
   [ "$uid" = 0 ] || [ "${#todo[@]}" -eq 0 ] || [ -n "$refusal" ] || say "not root: would use sudo"
   for note in "${notes[@]}"; do say "note: $note"; done
   say "dry run: nothing changed"
   if [ -n "$refusal" ]; then warn "would refuse: $refusal"; exit 1; fi
   if [ "$engine" = denied ]; then group_advice; exit 1; fi
+  if [ "$engine" = noclient ] && [ "${#missing[@]}" -eq 0 ]; then exit 1; fi
   exit 0
 fi
 
@@ -254,29 +261,33 @@ for note in "${notes[@]}"; do say "note: $note"; done
 
 if [ "${#missing[@]}" -gt 0 ]; then
   say "installing${as_root:+ with sudo}: ${missing[*]} ($why; $system_name packages, apt-get update first)"
-  "${as_root[@]}" apt-get update -qq
-  "${as_root[@]}" "${apt_install[@]}" >/dev/null
-  [ -x "$DOCKER" ] || { warn "$DOCKER is still missing after the install"; exit 1; }
+  "${as_root[@]}" apt-get update -qq || { warn "apt-get update failed (see above)"; exit 1; }
+  "${as_root[@]}" "${apt_install[@]}" >/dev/null || { warn "apt-get install failed (see above)"; exit 1; }
   engine="$(engine_state)"
 fi
+if [ "$engine" = noclient ]; then
+  warn "no Docker client $DOCKER, although ${needed[*]} are installed: reinstall docker.io (or docker-cli)"
+  exit 1
+fi
 
-if [ "$engine" = down ] || [ "$engine" = noclient ]; then
+engine_failed() {
+  warn "$1. The engine's last log lines:"
+  if [ "$init" = systemd ]; then
+    "${as_root[@]}" journalctl -u docker --no-pager -n 20 >&2 || true
+  else
+    tail -n 20 "$DOCKERD_LOG" >&2 || true
+  fi
+  exit 1
+}
+if [ "$engine" = down ]; then
   say "starting the Docker engine${as_root:+ with sudo} ($why): $start_text"
-  "${as_root[@]}" "${start_engine[@]}" || true
+  "${as_root[@]}" "${start_engine[@]}" || engine_failed "could not start the Docker engine ($start_text)"
   for _ in $(seq 60); do
     engine="$(engine_state)"
     [ "$engine" = down ] || break
     sleep 1
   done
-  if [ "$engine" = down ]; then
-    warn "the Docker engine did not answer within 60 s ($DOCKER info). Its last log lines:"
-    if [ "$init" = systemd ]; then
-      "${as_root[@]}" journalctl -u docker --no-pager -n 20 >&2 || true
-    else
-      tail -n 20 "$DOCKERD_LOG" >&2 || true
-    fi
-    exit 1
-  fi
+  [ "$engine" != down ] || engine_failed "the Docker engine did not answer within 60 s ($DOCKER info)"
 fi
 if [ "$engine" = denied ]; then
   group_advice

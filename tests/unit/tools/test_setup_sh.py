@@ -342,3 +342,20 @@ def test_bad_arguments(fake):
         result = fake.run(*args)
         assert result.returncode == 2, args
         assert "usage:" in result.stderr
+
+
+def test_no_client_although_everything_is_installed_fails_instead_of_starting_anything(fake):
+    planned = fake.run("demo", system="debian-12", installed="*", docker=False)
+    assert planned.returncode == 1
+    assert "no package to install brings it: would fail" in field(planned.stdout, "Docker engine:")
+    result = fake.run("demo", system="debian-12", installed="*", docker=False, dry_run=False)
+    assert result.returncode == 1
+    assert "reinstall docker.io (or docker-cli)" in result.stderr
+    assert {call.split()[0] for call in fake.calls()} == {"dpkg-query", "id"}
+
+
+def test_real_run_refuses_an_engine_this_user_may_not_use(fake):
+    result = fake.run("test", system="debian-12", installed="*", engine="denied", uid=1000, dry_run=False)
+    assert result.returncode == 1
+    assert "usermod -aG docker" in result.stderr
+    assert {call.split()[0] for call in fake.calls()} == {"dpkg-query", "id", "docker"}
