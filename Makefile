@@ -17,11 +17,17 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 PYTEST := $(BIN)/pytest -p no:cacheprovider
 MOLECULE_SCENARIOS ?= smoke default security fleet backup_restore upgrade
+# tools/setup.sh's profile: demo when `make demo` is the goal, test (everything) otherwise and whenever
+# `make test` is a goal too. SETUP_SKIP=1 skips it (a machine set up by hand).
+SETUP_PROFILE ?= $(if $(filter test,$(MAKECMDGOALS)),test,$(if $(filter demo,$(MAKECMDGOALS)),demo,test))
 
-.PHONY: help venv collections images lint sanity unit integration molecule test demo demo-clean bench bench-quick clean
+.PHONY: help setup venv collections images lint sanity unit integration molecule test demo demo-clean bench bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+setup: ## install the packages this machine lacks and start the Docker engine
+	tools/setup.sh $(SETUP_PROFILE)
 
 $(BIN)/.installed: requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,9 +61,9 @@ integration: collections images ## integration tests against real Orthanc/Postgr
 molecule: collections images ## Molecule scenarios on clinic box containers
 	for s in $(MOLECULE_SCENARIOS); do $(BIN)/molecule test -s $$s || exit 1; done
 
-test: lint sanity unit integration molecule ## every gate CI runs
+test: setup lint sanity unit integration molecule ## every gate CI runs
 
-demo: collections images ## provision a demo clinic into a local box container, print its address and login
+demo: setup collections images ## provision a demo clinic into a local box container, print its address and login
 	tools/demo.sh
 
 demo-clean: ## remove the demo box, its volume and demo/
