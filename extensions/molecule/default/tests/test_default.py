@@ -9,120 +9,33 @@ does not regroup them); the restart tests come last.
 from __future__ import annotations
 
 import json
-import os
-import socket
 import ssl
 import subprocess
-import sys
 import time
-from pathlib import Path
 
+import clinicbox
 import pytest
 import requests
-from pydicom import dcmread
-from requests.adapters import HTTPAdapter
 
-DOCKER = "/usr/bin/docker"
 BOX = "clinicpacs-molecule-default"
-REPO = Path(__file__).resolve().parents[4]
-# Real sample data (see tests/data/dicom/README.md): the BRAINIX MR study, 22 uncompressed instances.
-STUDY_FILES = sorted((REPO / "tests/data/dicom/Brainix/Epi").glob("*.dcm"))
+STUDY_FILES = clinicbox.BRAINIX
 # Another real (uncompressed) study, sent by an AE title that is not registered: must be refused.
-INTRUDER_FILES = [REPO / "tests/data/dicom/Issue154-d1.dcm"]
-CONTAINERS = ("clinicpacs-postgres", "clinicpacs-orthanc", "clinicpacs-nginx")
+INTRUDER_FILES = [clinicbox.SAMPLES_DIR / "Issue154-d1.dcm"]
+CONTAINERS = clinicbox.CONTAINERS
 SECRET_VARS = ("pacs_postgres_password", "pacs_api_password", "pacs_admin_password")
 
 
-def _box_ip() -> str:
-    out = subprocess.run(  # noqa: S603 - fixed docker command on the scenario's own box
-        [DOCKER, "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", BOX],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.split()
-    assert out, f"box container {BOX} has no IP address"
-    return out[0]
-
-
 @pytest.fixture(scope="module")
-def cfg(host):
-    """Inventory variables of the box (the scenario's test values) and derived facts."""
-    variables = host.ansible.get_variables()
-    ca = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "clinic-ca" / f"{BOX}-ca.crt"
-    return {"vars": variables, "ca": ca, "server_name": variables["pacs_server_name"]}
+def clinic(host) -> clinicbox.Clinic:
+    return clinicbox.Clinic.of(host, BOX)
 
 
-class _ServerNameAdapter(HTTPAdapter):
-    """Verify the certificate against the PACS name while connecting to the container's address."""
-
-    def __init__(self, server_name: str, **kwargs):
-        self._server_name = server_name
-        super().__init__(**kwargs)
-
-    def init_poolmanager(self, *args, **kwargs):
-        kwargs["assert_hostname"] = self._server_name
-        kwargs["server_hostname"] = self._server_name
-        super().init_poolmanager(*args, **kwargs)
+def _dcmtk(clinic, tool: str, calling: str, files=()) -> subprocess.CompletedProcess:
+    return clinicbox.dcmtk(tool, clinic.ip, calling, files)
 
 
-def _https(cfg) -> requests.Session:
-    session = requests.Session()
-    session.mount("https://", _ServerNameAdapter(cfg["server_name"]))
-    session.verify = str(cfg["ca"])
-    return session
-
-
-def _get(cfg, path: str, auth=None) -> requests.Response:
-    # verify= on the request itself: REQUESTS_CA_BUNDLE in the environment would override the session's.
-    return _https(cfg).get(f"https://{_box_ip()}{path}", auth=auth, timeout=15, verify=str(cfg["ca"]))
-
-
-def _admin(cfg):
-    v = cfg["vars"]
-    return (v.get("pacs_admin_username", "admin"), v["pacs_admin_password"])
-
-
-def _handshake(ip: str, version: ssl.TLSVersion) -> str:
-    """TLS handshake at exactly `version`; the client allows old versions (SECLEVEL=0) so that only the
-    server can refuse them."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
-    ctx.minimum_version = version
-    ctx.maximum_version = version
-    with socket.create_connection((ip, 443), timeout=10) as raw, ctx.wrap_socket(raw) as tls:
-        return tls.version()
-
-
-def _dcmtk(tool: str, calling: str, files=(), timeout: int = 60) -> subprocess.CompletedProcess:
-    timeouts = ["-to", "20", "-ta", "20", "-td", "20"]
-    cmd = [f"/usr/bin/{tool}", "-aet", calling, "-aec", "ORTHANC", *timeouts, _box_ip(), "4242"]
-    # Debian's dcmtk (the venv has pynetdicom's tools of the same names), against the scenario's own box.
-    return subprocess.run(cmd + [str(f) for f in files], capture_output=True, text=True, timeout=timeout, check=False)  # noqa: S603
-
-
-def _lookup_study(cfg, study_uid: str) -> list:
-    url = f"https://{_box_ip()}/tools/lookup"
-    r = _https(cfg).post(url, data=study_uid, auth=_admin(cfg), timeout=15, verify=str(cfg["ca"]))
-    assert r.status_code == 200, r.text
-    return [x["ID"] for x in r.json() if x["Type"] == "Study"]
-
-
-def _study_uid(files) -> str:
-    return str(dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
-
-
-def _wait_healthy(host, timeout: int = 240) -> None:
-    deadline = time.monotonic() + timeout
-    states = ""
-    while time.monotonic() < deadline:
-        res = host.run(f"docker inspect -f '{{{{.Name}}}} {{{{.State.Health.Status}}}}' {' '.join(CONTAINERS)}")
-        states = res.stdout
-        if res.rc == 0 and states.count(" healthy") == len(CONTAINERS):
-            return
-        time.sleep(3)
-    raise AssertionError(f"containers not healthy after {timeout}s: {states}")
+def _lookup_study(clinic, files) -> list:
+    return clinic.lookup(clinicbox.study_uid(files), "Study")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -131,24 +44,9 @@ def _wait_healthy(host, timeout: int = 240) -> None:
 
 
 def test_check_mode_reports_no_change(host):
-    scenario = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
-    res = subprocess.run(  # noqa: S603 - the venv's ansible-playbook on Molecule's own inventory
-        [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            "--check",
-            "-i",
-            os.environ["MOLECULE_INVENTORY_FILE"],
-            str(scenario / "converge.yml"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"},
-        check=False,
-    )
+    res = clinicbox.playbook("converge.yml", check=True, timeout=600)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
-    recap = [line for line in res.stdout.splitlines() if f"{BOX} " in line and "changed=" in line]
-    assert recap and "changed=0" in recap[-1], res.stdout[-3000:]
+    assert clinicbox.changed(res, BOX) == 0, res.stdout[-3000:]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -191,46 +89,45 @@ def test_orthanc_rest_port_only_on_box_loopback(host):
 # ----------------------------------------------------------------------------------------------------
 
 
-def test_clinic_ca_fetched_to_control_node(host, cfg):
-    assert cfg["ca"].is_file()
-    assert "BEGIN CERTIFICATE" in cfg["ca"].read_text()
+def test_clinic_ca_fetched_to_control_node(host, clinic):
+    assert clinic.ca.is_file()
+    assert "BEGIN CERTIFICATE" in clinic.ca.read_text()
 
 
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
-def test_https_negotiates_modern_tls(host, version):
-    assert _handshake(_box_ip(), version) == {"TLSv1_2": "TLSv1.2", "TLSv1_3": "TLSv1.3"}[version.name]
+def test_https_negotiates_modern_tls(host, clinic, version):
+    assert clinicbox.handshake(clinic.ip, version) == {"TLSv1_2": "TLSv1.2", "TLSv1_3": "TLSv1.3"}[version.name]
 
 
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1])
-def test_https_refuses_old_tls(host, version):
+def test_https_refuses_old_tls(host, clinic, version):
     with pytest.raises((ssl.SSLError, ConnectionResetError)):
-        _handshake(_box_ip(), version)
+        clinicbox.handshake(clinic.ip, version)
 
 
-def test_https_without_credentials_is_401(host, cfg):
-    assert _get(cfg, "/system").status_code == 401
+def test_https_without_credentials_is_401(host, clinic):
+    assert clinic.anonymous_get("/system").status_code == 401
 
 
-def test_default_orthanc_user_is_refused(host, cfg):
-    assert _get(cfg, "/system", auth=("orthanc", "orthanc")).status_code == 401
+def test_default_orthanc_user_is_refused(host, clinic):
+    assert clinic.get("/system", auth=("orthanc", "orthanc")).status_code == 401
 
 
-def test_configured_users_log_in(host, cfg):
-    v = cfg["vars"]
-    assert _get(cfg, "/system", auth=_admin(cfg)).status_code == 200
-    for user in v["pacs_users"]:
-        assert _get(cfg, "/system", auth=(user["name"], user["password"])).status_code == 200
+def test_configured_users_log_in(host, clinic):
+    assert clinic.get("/system").status_code == 200
+    for user in clinic.vars["pacs_users"]:
+        assert clinic.get("/system", auth=(user["name"], user["password"])).status_code == 200
 
 
-def test_http_redirects_to_https(host):
-    r = requests.get(f"http://{_box_ip()}/app/explorer.html", allow_redirects=False, timeout=10)
+def test_http_redirects_to_https(host, clinic):
+    r = requests.get(f"http://{clinic.ip}/app/explorer.html", allow_redirects=False, timeout=10)
     assert r.status_code in (301, 308)
     assert r.headers["Location"].startswith("https://")
     assert r.headers["Location"].endswith("/app/explorer.html")
 
 
-def test_orthanc_uses_postgresql_index_and_hardened_settings(host, cfg):
-    system = _get(cfg, "/system", auth=_admin(cfg)).json()
+def test_orthanc_uses_postgresql_index_and_hardened_settings(host, clinic):
+    system = clinic.json("/system")
     assert "PostgreSQL" in system.get("DatabaseBackendPlugin", "")
     assert system["DicomAet"] == "ORTHANC"
 
@@ -281,10 +178,10 @@ def test_orthanc_config_follows_security_guide(host):
     assert "orthanc" not in users
 
 
-def test_no_secret_in_docker_inspect(host, cfg):
+def test_no_secret_in_docker_inspect(host, clinic):
     res = host.run(f"docker inspect {' '.join(CONTAINERS)}")
     assert res.rc == 0, res.stderr
-    secrets = [cfg["vars"][k] for k in SECRET_VARS] + [u["password"] for u in cfg["vars"]["pacs_users"]]
+    secrets = [clinic.vars[k] for k in SECRET_VARS] + [u["password"] for u in clinic.vars["pacs_users"]]
     for secret in secrets:
         assert secret not in res.stdout
     env = [e for c in json.loads(res.stdout) for e in c["Config"]["Env"]]
@@ -296,26 +193,24 @@ def test_no_secret_in_docker_inspect(host, cfg):
 # ----------------------------------------------------------------------------------------------------
 
 
-def test_registered_device_c_echo(host):
-    res = _dcmtk("echoscu", "SIMPANO")
+def test_registered_device_c_echo(host, clinic):
+    res = _dcmtk(clinic, "echoscu", "SIMPANO")
     assert res.returncode == 0, res.stdout + res.stderr
 
 
-def test_registered_device_c_store_real_study(cfg, host):
+def test_registered_device_c_store_real_study(clinic, host):
     assert len(STUDY_FILES) == 22
-    res = _dcmtk("storescu", "SIMPANO", STUDY_FILES)
+    res = _dcmtk(clinic, "storescu", "SIMPANO", STUDY_FILES)
     assert res.returncode == 0, res.stdout + res.stderr
-    studies = _lookup_study(cfg, _study_uid(STUDY_FILES))
+    studies = _lookup_study(clinic, STUDY_FILES)
     assert len(studies) == 1
-    listed = _get(cfg, "/studies", auth=_admin(cfg)).json()
-    assert studies[0] in listed
-    instances = _get(cfg, f"/studies/{studies[0]}/instances", auth=_admin(cfg)).json()
-    assert len(instances) == 22
+    assert studies[0] in clinic.json("/studies")
+    assert len(clinic.json(f"/studies/{studies[0]}/instances")) == 22
 
 
-def _psql_count(host, cfg, sql: str, **params: str) -> int:
+def _psql_count(host, clinic, sql: str, **params: str) -> int:
     """Run one SELECT count(*) in the PostgreSQL container; values are psql variables (:'name'), not text."""
-    user, db = cfg["vars"].get("pacs_postgres_user", "orthanc"), cfg["vars"].get("pacs_postgres_db", "orthanc")
+    user, db = clinic.vars.get("pacs_postgres_user", "orthanc"), clinic.vars.get("pacs_postgres_db", "orthanc")
     variables = " ".join(f"-v {name}=%s" for name in params)
     res = host.run(
         f"echo %s | docker exec -i clinicpacs-postgres psql -U %s -d %s -tA {variables}",
@@ -328,22 +223,22 @@ def _psql_count(host, cfg, sql: str, **params: str) -> int:
     return int(res.stdout.strip())
 
 
-def test_study_rows_in_postgresql(cfg, host):
-    study = _lookup_study(cfg, _study_uid(STUDY_FILES))[0]
-    assert _psql_count(host, cfg, "SELECT count(*) FROM resources WHERE publicid = :'study'", study=study) == 1
+def test_study_rows_in_postgresql(clinic, host):
+    study = _lookup_study(clinic, STUDY_FILES)[0]
+    assert _psql_count(host, clinic, "SELECT count(*) FROM resources WHERE publicid = :'study'", study=study) == 1
     # Resource type 3 = instance in Orthanc's index schema.
-    assert _psql_count(host, cfg, "SELECT count(*) FROM resources WHERE resourcetype = 3") >= 22
+    assert _psql_count(host, clinic, "SELECT count(*) FROM resources WHERE resourcetype = 3") >= 22
 
 
-def test_unregistered_aet_c_store_refused(host, cfg):
-    res = _dcmtk("storescu", "INTRUDER", INTRUDER_FILES)
+def test_unregistered_aet_c_store_refused(host, clinic):
+    res = _dcmtk(clinic, "storescu", "INTRUDER", INTRUDER_FILES)
     assert res.returncode != 0, res.stdout + res.stderr
     assert "Association Rejected" in res.stderr, res.stderr
-    assert _lookup_study(cfg, _study_uid(INTRUDER_FILES)) == []
+    assert _lookup_study(clinic, INTRUDER_FILES) == []
 
 
-def test_unregistered_aet_c_echo_refused(host):
-    res = _dcmtk("echoscu", "INTRUDER")
+def test_unregistered_aet_c_echo_refused(host, clinic):
+    res = _dcmtk(clinic, "echoscu", "INTRUDER")
     assert res.returncode != 0
     assert "Association Rejected" in res.stderr, res.stderr
 
@@ -353,31 +248,30 @@ def test_unregistered_aet_c_echo_refused(host):
 # ----------------------------------------------------------------------------------------------------
 
 
-def _assert_state_kept(cfg) -> None:
-    studies = _lookup_study(cfg, _study_uid(STUDY_FILES))
-    assert len(studies) == 1
-    modalities = _get(cfg, "/modalities", auth=_admin(cfg)).json()
-    assert sorted(modalities) == sorted(d["name"] for d in cfg["vars"]["pacs_devices"])
-    for user in cfg["vars"]["pacs_users"]:
-        assert _get(cfg, "/system", auth=(user["name"], user["password"])).status_code == 200
-    assert _get(cfg, "/system", auth=("orthanc", "orthanc")).status_code == 401
-    assert _dcmtk("echoscu", "SIMPANO").returncode == 0
+def _assert_state_kept(clinic) -> None:
+    assert len(_lookup_study(clinic, STUDY_FILES)) == 1
+    modalities = clinic.json("/modalities")
+    assert sorted(modalities) == sorted(d["name"] for d in clinic.vars["pacs_devices"])
+    for user in clinic.vars["pacs_users"]:
+        assert clinic.get("/system", auth=(user["name"], user["password"])).status_code == 200
+    assert clinic.get("/system", auth=("orthanc", "orthanc")).status_code == 401
+    assert _dcmtk(clinic, "echoscu", "SIMPANO").returncode == 0
 
 
-def test_state_kept_after_docker_restart(host, cfg):
+def test_state_kept_after_docker_restart(host, clinic):
     res = host.run("systemctl restart docker")
     assert res.rc == 0, res.stderr
-    _wait_healthy(host)
-    _assert_state_kept(cfg)
+    clinicbox.wait_healthy(host)
+    _assert_state_kept(clinic)
 
 
-def test_state_kept_after_box_restart(host, cfg):
-    subprocess.run([DOCKER, "restart", "-t", "30", BOX], check=True, capture_output=True, timeout=120)  # noqa: S603
+def test_state_kept_after_box_restart(host, clinic):
+    subprocess.run([clinicbox.DOCKER, "restart", "-t", "30", BOX], check=True, capture_output=True, timeout=120)  # noqa: S603
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         res = host.run("systemctl is-active docker")
         if res.stdout.strip() == "active":
             break
         time.sleep(2)
-    _wait_healthy(host)
-    _assert_state_kept(cfg)
+    clinicbox.wait_healthy(host)
+    _assert_state_kept(clinic)

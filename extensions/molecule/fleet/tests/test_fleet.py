@@ -16,20 +16,21 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import clinicbox
 import pytest
 from pydicom import dcmread
 from pydicom.uid import generate_uid
 
-DOCKER = "/usr/bin/docker"
-REPO = Path(__file__).resolve().parents[4]
+DOCKER = clinicbox.DOCKER
+REPO = clinicbox.REPO
 BOXES = {"A": "clinicpacs-fleet-a", "B": "clinicpacs-fleet-b", "C": "clinicpacs-fleet-c"}
 EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
 REPORTS = EPHEMERAL / "fleet-reports"
 SHEETS = EPHEMERAL / "fleet-sheets"
 # An uncompressed sample (storescu sends it as is): BRAINIX MR, see tests/data/dicom/README.md.
-SAMPLE = REPO / "tests/data/dicom/Brainix/Epi/IM-0001-0001.dcm"
+SAMPLE = clinicbox.BRAINIX[0]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-DEVICESIM = "clinicpacs/devicesim:trixie"
+DEVICESIM = clinicbox.DEVICESIM
 
 
 def box(name: str, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:

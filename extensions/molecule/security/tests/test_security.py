@@ -11,48 +11,34 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import ssl
 import subprocess
-import sys
 from pathlib import Path
 
+import clinicbox
 import pytest
 
-DOCKER = "/usr/bin/docker"
 BOX = "clinicpacs-molecule-security"
 NETWORK = "clinicpacs-molecule-security-net"
 BOX_IP = "10.213.47.10"
 PANO_IP, CBCT_IP, STRANGER_IP = "10.213.47.21", "10.213.47.22", "10.213.47.23"
-DEVICESIM = "clinicpacs/devicesim:trixie"
-REPO = Path(__file__).resolve().parents[4]
-SCENARIO = Path(__file__).resolve().parents[1]
 # Real sample data (tests/data/dicom/README.md): one uncompressed MR instance of BRAINIX.
-SAMPLE = sorted((REPO / "tests/data/dicom/Brainix/Epi").glob("*.dcm"))[0]
-CONTAINERS = ("clinicpacs-postgres", "clinicpacs-orthanc", "clinicpacs-nginx")
+SAMPLE = clinicbox.BRAINIX[0]
+CONTAINERS = clinicbox.CONTAINERS
 
 
-def _playbook(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", os.environ["MOLECULE_INVENTORY_FILE"], *args]
-    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, check=False)  # noqa: S603
+def _playbook(name: str, *args: str) -> subprocess.CompletedProcess:
+    return clinicbox.playbook(name, *args, timeout=600)
 
 
-def _recap(out: str) -> str:
-    lines = [line for line in out.splitlines() if line.startswith(BOX) and "changed=" in line]
-    assert lines, out[-3000:]
-    return lines[-1]
+def _recap(res: subprocess.CompletedProcess) -> str:
+    return clinicbox.recap(res, BOX)
 
 
-def _device(ip: str, *argv: str, timeout: int = 90, tls_dir: Path | None = None) -> subprocess.CompletedProcess:
+def _device(ip: str, *argv: str, tls_dir: Path | None = None) -> subprocess.CompletedProcess:
     """Run a dcmtk tool in a throw-away device container with the fixed address `ip`."""
-    name = f"clinicpacs-molecule-security-dev-{ip.rsplit('.', 1)[1]}"
-    cmd = [DOCKER, "run", "--rm", "--name", name, "--network", NETWORK, "--ip", ip]
-    cmd += ["-v", f"{SAMPLE.parent}:/samples:ro"]
-    if tls_dir:
-        cmd += ["-v", f"{tls_dir}:/tls:ro"]
-    cmd += ["--entrypoint", argv[0], DEVICESIM, *argv[1:]]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)  # noqa: S603
+    volumes = [(SAMPLE.parent, "/samples")] + ([(tls_dir, "/tls")] if tls_dir else [])
+    return clinicbox.device(NETWORK, ip, *argv, volumes=volumes)
 
 
 def _store(ip: str, calling: str, called: str = "ORTHANC", timeout: str = "10") -> subprocess.CompletedProcess:
@@ -85,10 +71,10 @@ def _secrets(host) -> list[str]:
 
 
 def test_second_converge_at_vvv_is_idempotent_and_shows_no_secret(host):
-    res = _playbook("-vvv", str(SCENARIO / "converge.yml"))
+    res = _playbook("converge.yml", "-vvv")
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-4000:]
-    assert "changed=0" in _recap(res.stdout), _recap(res.stdout)
+    assert "changed=0" in _recap(res), _recap(res)
     # The run really is verbose (module arguments are printed), so the search below means something.
     assert "<10.213.47.10>" in out or "ESTABLISH DOCKER CONNECTION" in out, out[:2000]
     for secret in _secrets(host):
@@ -206,12 +192,12 @@ def test_firewall_follows_device_add_and_remove(host):
     """tasks/devices.yml of the firewall role: an added address gets through to Orthanc (which rejects the
     unknown AET), a removed one is dropped again."""
     extra = json.dumps({"firewall_dicom_extra_sources": [STRANGER_IP]})
-    res = _playbook(str(SCENARIO / "firewall_devices.yml"), "-e", extra)
+    res = _playbook("firewall_devices.yml", "-e", extra)
     assert res.returncode == 0, res.stdout[-3000:]
-    assert "changed=1" in _recap(res.stdout) or "changed=2" in _recap(res.stdout), _recap(res.stdout)
+    assert "changed=1" in _recap(res) or "changed=2" in _recap(res), _recap(res)
     res = _echo(STRANGER_IP, "STRANGER")
     assert "Association Rejected" in res.stderr, res.stderr
-    res = _playbook(str(SCENARIO / "firewall_devices.yml"))
+    res = _playbook("firewall_devices.yml")
     assert res.returncode == 0, res.stdout[-3000:]
     before = _dropped(host)
     res = _echo(STRANGER_IP, "STRANGER", timeout="5")
@@ -231,14 +217,8 @@ def test_firewall_ruleset_is_loaded_at_boot(host):
 
 
 def _handshake(version: ssl.TLSVersion, ciphers: str = "DEFAULT:@SECLEVEL=0") -> str:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    ctx.set_ciphers(ciphers)
-    ctx.minimum_version = version
-    ctx.maximum_version = version
-    with socket.create_connection((BOX_IP, 443), timeout=10) as raw, ctx.wrap_socket(raw) as tls:
-        return tls.cipher()[0]
+    """The suite negotiated at exactly `version`."""
+    return clinicbox.handshake(BOX_IP, version, ciphers, what="cipher")
 
 
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1])
@@ -267,7 +247,7 @@ def test_https_accepts_a_strong_cipher(host):
 
 
 def test_version_gate_refuses_old_orthanc_without_override(host):
-    res = _playbook(str(SCENARIO / "gate.yml"), "-e", '{"pacs_orthanc_allow_below_minimum": false}')
+    res = _playbook("gate.yml", "-e", '{"pacs_orthanc_allow_below_minimum": false}')
     out = res.stdout + res.stderr
     assert res.returncode != 0, out[-3000:]
     for text in ("clinicpacs/orthanc:1.12.7", "Orthanc 1.12.7", "1.12.11", "pacs_orthanc_allow_below_minimum"):
@@ -275,14 +255,14 @@ def test_version_gate_refuses_old_orthanc_without_override(host):
 
 
 def test_version_gate_lets_it_pass_with_the_override(host):
-    res = _playbook(str(SCENARIO / "gate.yml"), "-e", '{"pacs_orthanc_allow_below_minimum": true}')
+    res = _playbook("gate.yml", "-e", '{"pacs_orthanc_allow_below_minimum": true}')
     assert res.returncode == 0, res.stdout[-3000:]
     assert "WARNING: image clinicpacs/orthanc:1.12.7 has Orthanc 1.12.7" in res.stdout, res.stdout[-3000:]
 
 
 def test_version_gate_passes_a_new_enough_orthanc(host):
     extra = '{"pacs_orthanc_allow_below_minimum": false, "pacs_orthanc_minimum_version": "1.12.7"}'
-    res = _playbook(str(SCENARIO / "gate.yml"), "-e", extra)
+    res = _playbook("gate.yml", "-e", extra)
     assert res.returncode == 0, res.stdout[-3000:]
 
 
@@ -296,7 +276,7 @@ def test_dicom_tls_device_stores_over_tls_and_plain_is_refused(host):
         {"name": "sim-pano", "aet": "SIMPANO", "host": PANO_IP, "port": 11112, "use_dicom_tls": True},
         {"name": "sim-cbct", "aet": "SIMCBCT", "host": CBCT_IP, "port": 11112, "use_dicom_tls": True},
     ]
-    res = _playbook(str(SCENARIO / "converge.yml"), "-e", json.dumps({"pacs_dicom_tls": True, "pacs_devices": devices}))
+    res = _playbook("converge.yml", "-e", json.dumps({"pacs_dicom_tls": True, "pacs_devices": devices}))
     assert res.returncode == 0, res.stdout[-4000:]
     conf = json.loads(host.file("/opt/clinicpacs/orthanc/orthanc.json").content_string)
     assert conf["DicomTlsEnabled"] is True and conf["DicomTlsRemoteCertificateRequired"] is True

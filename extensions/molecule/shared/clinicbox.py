@@ -1,0 +1,224 @@
+"""Helpers every Molecule verifier of the collection shares: one clinic box and the stack inside it.
+
+The scenarios' testinfra tests import this module (Molecule puts this folder on PYTHONPATH, see
+.config/molecule/config.yml). Everything here talks only to containers the scenario created itself: the box
+(by its container address), throw-away device containers on the scenario's own network, and the box's
+inner Docker engine through testinfra's `host`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+from pydicom import dcmread
+from requests.adapters import HTTPAdapter
+
+DOCKER = "/usr/bin/docker"
+REPO = Path(__file__).resolve().parents[3]
+SAMPLES_DIR = REPO / "tests/data/dicom"
+# Real sample data (tests/data/dicom/README.md): 85 files; two share one SOP Instance UID.
+SAMPLES = sorted(SAMPLES_DIR.rglob("*.dcm"))
+# The BRAINIX MR study: 22 uncompressed instances.
+BRAINIX = sorted((SAMPLES_DIR / "Brainix/Epi").glob("*.dcm"))
+CONTAINERS = ("clinicpacs-postgres", "clinicpacs-orthanc", "clinicpacs-nginx")
+DEVICESIM = "clinicpacs/devicesim:trixie"
+
+
+def unique_instances(files=SAMPLES) -> int:
+    """How many instances Orthanc stores from these files (one per SOP Instance UID)."""
+    return len({str(dcmread(p, stop_before_pixels=True).SOPInstanceUID) for p in files})
+
+
+def study_uid(files) -> str:
+    return str(dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
+
+
+def box_ip(box: str) -> str:
+    """The box container's first address (on its scenario network, or Docker's default bridge)."""
+    out = subprocess.run(  # noqa: S603 - fixed docker command on the scenario's own box
+        [DOCKER, "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", box],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert out, f"box container {box} has no IP address"
+    return out[0]
+
+
+class ServerNameAdapter(HTTPAdapter):
+    """Verify the certificate against the PACS name while connecting to the container's address."""
+
+    def __init__(self, server_name: str, **kwargs):
+        self._server_name = server_name
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs["assert_hostname"] = self._server_name
+        kwargs["server_hostname"] = self._server_name
+        super().init_poolmanager(*args, **kwargs)
+
+
+@dataclass
+class Clinic:
+    """One clinic box: its inventory variables, its clinic CA on the control node and HTTPS to its nginx."""
+
+    box: str
+    vars: dict
+    ca: Path
+    ip: str
+
+    @classmethod
+    def of(cls, host, box: str) -> Clinic:
+        ca = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "clinic-ca" / f"{box}-ca.crt"
+        return cls(box=box, vars=host.ansible.get_variables(), ca=ca, ip=box_ip(box))
+
+    @property
+    def server_name(self) -> str:
+        return self.vars["pacs_server_name"]
+
+    @property
+    def admin(self) -> tuple[str, str]:
+        return (self.vars.get("pacs_admin_username", "admin"), self.vars["pacs_admin_password"])
+
+    def request(self, method: str, path: str, auth=None, **kwargs) -> requests.Response:
+        """HTTPS through the box's nginx, certificate checked against the clinic CA; admin unless `auth`."""
+        session = requests.Session()
+        session.mount("https://", ServerNameAdapter(self.server_name))
+        # verify= on the request itself: REQUESTS_CA_BUNDLE in the environment would override the session's.
+        kwargs.setdefault("timeout", 30)
+        return session.request(
+            method, f"https://{self.ip}{path}", auth=auth or self.admin, verify=str(self.ca), **kwargs
+        )
+
+    def get(self, path: str, auth=None) -> requests.Response:
+        return self.request("GET", path, auth=auth)
+
+    def anonymous_get(self, path: str) -> requests.Response:
+        session = requests.Session()
+        session.mount("https://", ServerNameAdapter(self.server_name))
+        return session.get(f"https://{self.ip}{path}", timeout=15, verify=str(self.ca))
+
+    def json(self, path: str):
+        r = self.get(path)
+        assert r.status_code == 200, f"{path}: {r.status_code} {r.text}"
+        return r.json()
+
+    def lookup(self, uid: str, kind: str) -> list:
+        """Orthanc IDs of the resources of type `kind` (Study, Instance...) with this DICOM UID."""
+        r = self.request("POST", "/tools/lookup", data=uid)
+        assert r.status_code == 200, r.text
+        return [x["ID"] for x in r.json() if x["Type"] == kind]
+
+    def snapshot(self) -> dict:
+        """Instance count, sorted studies and every instance's attachment MD5."""
+        instances = self.json("/instances")
+        return {
+            "count": self.json("/statistics")["CountInstances"],
+            "studies": sorted(self.json("/studies")),
+            "md5": {i: self.get(f"/instances/{i}/attachments/dicom/md5").text for i in instances},
+        }
+
+    def verify_md5(self, instance: str) -> requests.Response:
+        return self.request("POST", f"/instances/{instance}/attachments/dicom/verify-md5")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Ansible runs on Molecule's inventory
+# ----------------------------------------------------------------------------------------------------
+
+
+def playbook(name: str, *args: str, check: bool = False, timeout: int = 900) -> subprocess.CompletedProcess:
+    """ansible-playbook on Molecule's inventory: `name` is a file of the scenario, else of playbooks/."""
+    scenario = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
+    path = scenario / name if (scenario / name).exists() else REPO / "playbooks" / name
+    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", os.environ["MOLECULE_INVENTORY_FILE"]]
+    cmd += [str(path), *(["--check"] if check else []), *args]
+    return subprocess.run(  # noqa: S603 - the venv's ansible-playbook on Molecule's own inventory
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"},
+        check=False,
+    )
+
+
+def text(res: subprocess.CompletedProcess) -> str:
+    """stdout and stderr with every run of whitespace as one space (Ansible wraps long messages)."""
+    return " ".join((res.stdout + " " + res.stderr).split())
+
+
+def recap(res: subprocess.CompletedProcess, host_name: str) -> str:
+    """The PLAY RECAP line of one host."""
+    lines = [line for line in res.stdout.splitlines() if line.startswith(f"{host_name} ") and "changed=" in line]
+    assert lines, res.stdout[-3000:]
+    return lines[-1]
+
+
+def changed(res: subprocess.CompletedProcess, host_name: str) -> int:
+    return int(recap(res, host_name).split("changed=")[1].split()[0])
+
+
+# ----------------------------------------------------------------------------------------------------
+# The stack inside the box
+# ----------------------------------------------------------------------------------------------------
+
+
+def wait_healthy(host, timeout: int = 240) -> None:
+    """Wait until PostgreSQL, Orthanc and nginx report healthy in the box's Docker engine."""
+    deadline = time.monotonic() + timeout
+    states = ""
+    while time.monotonic() < deadline:
+        res = host.run(f"docker inspect -f '{{{{.Name}}}} {{{{.State.Health.Status}}}}' {' '.join(CONTAINERS)}")
+        states = res.stdout
+        if res.rc == 0 and states.count(" healthy") == len(CONTAINERS):
+            return
+        time.sleep(2)
+    raise AssertionError(f"containers not healthy after {timeout}s: {states}")
+
+
+def started_at(host, name: str = "clinicpacs-orthanc") -> str:
+    return host.run(f"docker inspect -f '{{{{.State.StartedAt}}}}' {name}").stdout.strip()
+
+
+# ----------------------------------------------------------------------------------------------------
+# TLS and DICOM from outside the box
+# ----------------------------------------------------------------------------------------------------
+
+
+def handshake(ip: str, version: ssl.TLSVersion, ciphers: str = "DEFAULT:@SECLEVEL=0", what: str = "version") -> str:
+    """TLS handshake on port 443 at exactly `version`; the client allows old versions and suites (SECLEVEL=0)
+    so that only the server can refuse them. Returns the protocol version, or with what="cipher" the suite."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_ciphers(ciphers)
+    ctx.minimum_version = version
+    ctx.maximum_version = version
+    with socket.create_connection((ip, 443), timeout=10) as raw, ctx.wrap_socket(raw) as tls:
+        return tls.cipher()[0] if what == "cipher" else tls.version()
+
+
+def dcmtk(tool: str, ip: str, calling: str, files=(), timeout: int = 60) -> subprocess.CompletedProcess:
+    """Debian's dcmtk on the Molecule host (the venv has pynetdicom tools of the same names) against the box."""
+    cmd = [f"/usr/bin/{tool}", "-aet", calling, "-aec", "ORTHANC", "-to", "20", "-ta", "20", "-td", "20", ip, "4242"]
+    return subprocess.run(cmd + [str(f) for f in files], capture_output=True, text=True, timeout=timeout, check=False)  # noqa: S603
+
+
+def device(network: str, ip: str, *argv: str, volumes=(), timeout: int = 90) -> subprocess.CompletedProcess:
+    """Run a command in a throw-away devicesim container with the fixed address `ip` on `network`
+    (a simulated device sending from its registered, or an unregistered, address)."""
+    cmd = [DOCKER, "run", "--rm", "--name", f"{network}-dev-{ip.rsplit('.', 1)[1]}", "--network", network]
+    cmd += ["--ip", ip]
+    for source, target in volumes:
+        cmd += ["-v", f"{source}:{target}:ro"]
+    cmd += ["--entrypoint", argv[0], DEVICESIM, *argv[1:]]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)  # noqa: S603
