@@ -42,6 +42,7 @@ IMAGES=(
   "clinicpacs/postgres:17|postgres|trixie|PG_MAJOR=17|yes"
   "clinicpacs/nginx:1.26|nginx|trixie|NGINX_VERSION=1.26|yes"
   "clinicpacs/box:trixie|box|trixie||no"
+  "clinicpacs/box:trixie-docker|box|trixie|WITH_DOCKER=1|no"
   "clinicpacs/devicesim:trixie|devicesim|trixie||yes"
 )
 
