@@ -21,7 +21,7 @@ MOLECULE_SCENARIOS ?= smoke default security fleet backup_restore upgrade
 # `make test` is a goal too. SETUP_SKIP=1 skips it (a machine set up by hand).
 SETUP_PROFILE ?= $(if $(filter test,$(MAKECMDGOALS)),test,$(if $(filter demo,$(MAKECMDGOALS)),demo,test))
 
-.PHONY: help setup venv collections images lint sanity unit integration molecule test demo demo-clean bench bench-quick clean
+.PHONY: help setup venv collections images lint sanity unit integration integration-only molecule molecule-only test demo demo-clean bench bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -55,13 +55,19 @@ sanity: collections ## ansible-test sanity on a copy of the collection (python 3
 unit: collections ## unit tests (no Docker needed)
 	$(PYTEST) tests/unit
 
-integration: collections images ## integration tests against real Orthanc/PostgreSQL containers
+integration: collections images integration-only ## integration tests against real Orthanc/PostgreSQL containers
+
+molecule: collections images molecule-only ## Molecule scenarios on clinic box containers
+
+# The same without their prerequisites (tools/test.sh has made them already).
+integration-only:
 	$(PYTEST) tests/images tests/integration
 
-molecule: collections images ## Molecule scenarios on clinic box containers
+molecule-only:
 	for s in $(MOLECULE_SCENARIOS); do $(BIN)/molecule test -s $$s || exit 1; done
 
-test: setup lint sanity unit integration molecule ## every gate CI runs
+test: setup ## every gate CI runs, side by side where they can, with the time of each step (tools/test.sh)
+	MAKE="$(MAKE)" tools/test.sh
 
 demo: setup collections images ## provision a demo clinic into a local box container, print its address and login
 	tools/demo.sh

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# make test: every quality gate, in as few minutes as two cores allow, with the time of each step.
+#
+#   1. venv + collections
+#   2. at once: the images (mostly downloads and disk) | lint, sanity, unit (CPU)
+#   3. at once, in lanes: integration tests and the Molecule scenarios, each lane in sequence
+#      (TEST_LANES, default 2; 1 runs everything one after the other)
+#   4. a table of every step's duration; the first failure fails the run (the other lanes finish first)
+#
+# Steps that run side by side write to logs under .cache/test-logs/ and each log is printed whole when its
+# step ends, so the output stays readable. MOLECULE_SCENARIOS (space separated) limits the scenarios.
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+MAKE="${MAKE:-make}"
+LANES="${TEST_LANES:-2}"
+LOGS="$root/.cache/test-logs"
+TIMES="$LOGS/times.tsv"
+# Longest first, each lane about as long as the other on the 2-core machine (docs/test-bed.md has the
+# measured times). A scenario not listed here goes to the shortest lane.
+ALL_SCENARIOS="fleet default security backup_restore upgrade smoke"
+SCENARIOS="${MOLECULE_SCENARIOS:-$ALL_SCENARIOS}"
+
+mkdir -p "$LOGS"
+rm -f "$LOGS"/*.log "$TIMES"
+run_start=$SECONDS
+
+say() { printf '\n==> %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
+
+# step NAME CMD...: run CMD in the foreground, record its duration.
+step() {
+  local name="$1" start=$SECONDS rc=0
+  shift
+  say "$name"
+  "$@" || rc=$?
+  printf '%s\t%s\t%s\n' "$name" "$((SECONDS - start))" "$rc" >>"$TIMES"
+  say "$name: $( ((rc == 0)) && echo passed || echo "FAILED (exit $rc)") in $((SECONDS - start)) s"
+  return "$rc"
+}
+
+# quiet_step NAME CMD...: the same with the output in a log file, printed whole at the end of the step.
+quiet_step() {
+  local name="$1" start=$SECONDS rc=0 log="$LOGS/${1//[^a-zA-Z0-9_.-]/_}.log"
+  shift
+  "$@" >"$log" 2>&1 || rc=$?
+  printf '%s\t%s\t%s\n' "$name" "$((SECONDS - start))" "$rc" >>"$TIMES"
+  {
+    say "$name (ran alongside other steps; its whole output follows)"
+    cat "$log"
+    say "$name: $( ((rc == 0)) && echo passed || echo "FAILED (exit $rc)") in $((SECONDS - start)) s"
+  } | flock "$LOGS/.print" cat
+  return "$rc"
+}
+
+summary() {
+  local rc=$?
+  [ -f "$TIMES" ] || return
+  printf '%s\t%s\t%s\n' "make test (wall clock)" "$((SECONDS - run_start))" "$rc" >>"$TIMES"
+  printf '\n==> Step times in seconds (%s; steps side by side overlap)\n' "$TIMES"
+  awk -F'\t' '{ printf "  %-28s %6d s  %s\n", $1, $2, ($3 == 0 ? "passed" : "FAILED") }' "$TIMES"
+}
+trap summary EXIT
+
+step "venv + collections" "$MAKE" --no-print-directory collections
+
+# 2. Images and the static gates side by side.
+quiet_step "images" "$MAKE" --no-print-directory images &
+images=$!
+static_rc=0
+step "lint" "$MAKE" --no-print-directory lint || static_rc=1
+step "sanity" "$MAKE" --no-print-directory sanity || static_rc=1
+step "unit" "$MAKE" --no-print-directory unit || static_rc=1
+images_rc=0
+wait "$images" || images_rc=$?
+((static_rc == 0 && images_rc == 0)) || exit 1
+
+# 3. Integration and Molecule in lanes.
+declare -a lane_jobs=()
+for ((i = 0; i < LANES; i++)); do lane_jobs[i]=""; done
+# Integration first in the last lane; scenarios in the order above, each to the lane with the least queued.
+declare -a lane_cost=()
+cost() {
+  case "$1" in
+    integration) echo 3 ;; fleet) echo 8 ;; default | security | backup_restore | upgrade) echo 4 ;; smoke) echo 1 ;; *) echo 4 ;;
+  esac
+}
+for ((i = 0; i < LANES; i++)); do lane_cost[i]=0; done
+assign() {
+  local job="$1" best=0 i
+  for ((i = 1; i < LANES; i++)); do
+    ((lane_cost[i] < lane_cost[best])) && best=$i
+  done
+  lane_jobs[best]="${lane_jobs[best]} $job"
+  lane_cost[best]=$((lane_cost[best] + $(cost "$job")))
+}
+assign integration
+for s in $SCENARIOS; do assign "molecule:$s"; done
+
+run_job() {
+  case "$1" in
+    integration) "$MAKE" --no-print-directory integration-only ;;
+    molecule:*) "$MAKE" --no-print-directory molecule-only MOLECULE_SCENARIOS="${1#molecule:}" ;;
+  esac
+}
+
+lane() {
+  local job rc=0
+  for job in $1; do
+    if ((LANES == 1)); then
+      step "$job" run_job "$job" || return 1
+    else
+      quiet_step "$job" run_job "$job" || rc=1
+      ((rc == 0)) || return 1
+    fi
+  done
+}
+
+say "integration and Molecule in $LANES lane(s):$(for ((i = 0; i < LANES; i++)); do printf ' [%s ]' "${lane_jobs[i]}"; done)"
+declare -a pids=()
+for ((i = 0; i < LANES; i++)); do
+  lane "${lane_jobs[i]}" &
+  pids[i]=$!
+done
+failed=0
+for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+exit "$failed"
