@@ -73,12 +73,16 @@ class Clinic:
     box: str
     vars: dict
     ca: Path
-    ip: str
 
     @classmethod
     def of(cls, host, box: str) -> Clinic:
         ca = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "clinic-ca" / f"{box}-ca.crt"
-        return cls(box=box, vars=host.ansible.get_variables(), ca=ca, ip=box_ip(box))
+        return cls(box=box, vars=host.ansible.get_variables(), ca=ca)
+
+    @property
+    def ip(self) -> str:
+        """Read each time: a restarted box on Docker's default bridge may come back with another address."""
+        return box_ip(self.box)
 
     @property
     def server_name(self) -> str:
