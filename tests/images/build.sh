@@ -44,6 +44,7 @@ IMAGES=(
   "clinicpacs/orthanc:1.12.7|orthanc|trixie|ORTHANC_VERSION=1.12.7|yes"
   "clinicpacs/orthanc:1.10.1|orthanc|bookworm|ORTHANC_VERSION=1.10.1|yes"
   "clinicpacs/orthancteam-layout:1.13.0|orthancteam-layout|forky|ORTHANC_VERSION=1.13.0|yes"
+  "clinicpacs/orthanc-plugins-layout:1.13.0|orthanc-plugins-layout|forky|ORTHANC_VERSION=1.13.0|yes"
   "clinicpacs/postgres:17|postgres|trixie|PG_MAJOR=17|yes"
   "clinicpacs/nginx:1.26|nginx|trixie|NGINX_VERSION=1.26|yes"
   "clinicpacs/box:trixie|box|trixie||no"
