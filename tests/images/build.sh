@@ -5,8 +5,8 @@
 #   bash tests/images/build.sh orthanc postgres   # only the images whose folder is named
 #   bash tests/images/build.sh bases        # only the Debian base images
 #
-# Bases: clinicpacs/debian:trixie and clinicpacs/debian:bookworm are made with debootstrap (default
-# mirror) and `docker import` when no registry answers. When `docker pull debian:<suite>-slim` works
+# Bases: clinicpacs/debian:trixie, :bookworm and :forky are made with debootstrap (default mirror) and
+# `docker import` when no registry answers. When `docker pull debian:<suite>-slim` works
 # (REGISTRY=1 forces it, REGISTRY=0 never tries), the same Dockerfiles start FROM that image instead.
 #
 # Caching: each image carries the label org.clinicpacs.build-hash, a hash of its build folder, its
@@ -35,10 +35,16 @@ LABEL="org.clinicpacs.build-hash"
 # Bump when the way the bases are made changes: it is part of every hash.
 BASE_RECIPE="debootstrap-minbase-v1"
 
+# Suites that an older debootstrap (Debian 12's) has no script for, and the script that makes them.
+declare -A SUITE_SCRIPT=([forky]=sid)
+
 # image reference | build folder | Debian suite | build arguments (comma separated) | archive (yes/no)
 IMAGES=(
+  "clinicpacs/orthanc:1.13.0|orthanc|forky|ORTHANC_VERSION=1.13.0|yes"
   "clinicpacs/orthanc:1.12.7|orthanc|trixie|ORTHANC_VERSION=1.12.7|yes"
   "clinicpacs/orthanc:1.10.1|orthanc|bookworm|ORTHANC_VERSION=1.10.1|yes"
+  "clinicpacs/orthancteam-layout:1.13.0|orthancteam-layout|forky|ORTHANC_VERSION=1.13.0|yes"
+  "clinicpacs/orthanc-plugins-layout:1.13.0|orthanc-plugins-layout|forky|ORTHANC_VERSION=1.13.0|yes"
   "clinicpacs/postgres:17|postgres|trixie|PG_MAJOR=17|yes"
   "clinicpacs/nginx:1.26|nginx|trixie|NGINX_VERSION=1.26|yes"
   "clinicpacs/box:trixie|box|trixie||no"
@@ -57,6 +63,7 @@ declare -A BASE_REF=()
 # Make (or find) the base image of a Debian suite; sets BASE_REF[suite].
 ensure_base() {
   local suite="$1" tag="clinicpacs/debian:$1" start rootfs
+  local -a bootstrap=(debootstrap --variant=minbase "$suite")
   [ -n "${BASE_REF[$suite]:-}" ] && return 0
   start=$SECONDS
   if [ "$REGISTRY" != "0" ]; then
@@ -85,7 +92,12 @@ ensure_base() {
   rootfs="$(mktemp -d "${TMPDIR:-/tmp}/clinicpacs-rootfs-$suite.XXXXXX")"
   # shellcheck disable=SC2064
   trap "rm -rf '$rootfs'" EXIT
-  if ! debootstrap --variant=minbase "$suite" "$rootfs" >"$rootfs.log" 2>&1; then
+  bootstrap+=("$rootfs")
+  if [ -n "${SUITE_SCRIPT[$suite]:-}" ] && [ ! -e "/usr/share/debootstrap/scripts/$suite" ]; then
+    # An empty mirror argument means debootstrap's own default mirror; the script comes after it.
+    bootstrap+=("" "${SUITE_SCRIPT[$suite]}")
+  fi
+  if ! "${bootstrap[@]}" >"$rootfs.log" 2>&1; then
     tail -n 30 "$rootfs.log" >&2
     die "debootstrap $suite failed (full log: $rootfs.log)"
   fi
@@ -108,6 +120,14 @@ Dir::Cache::srcpkgcache "";
 APT::Install-Recommends "false";
 Acquire::Languages "none";
 EOF
+  if [ "$suite" = "forky" ]; then
+    cat >"$rootfs/etc/apt/apt.conf.d/clinicpacs-valid-until" <<'EOF'
+// forky is Debian testing. The mirror's forky Release file was seen past its Valid-Until date
+// (2026-12, "invalid since 24d"), and apt then refuses `apt-get update`. Test images only: the
+// stable suites (bookworm, trixie) keep the check.
+Acquire::Check-Valid-Until "false";
+EOF
+  fi
   printf '#!/bin/sh\nexit 101\n' >"$rootfs/usr/sbin/policy-rc.d"
   chmod 0755 "$rootfs/usr/sbin/policy-rc.d"
   rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/* "$rootfs"/var/cache/debconf/*-old \
@@ -222,6 +242,7 @@ total=$SECONDS
 if [ "${1:-}" = "bases" ]; then
   ensure_base trixie
   ensure_base bookworm
+  ensure_base forky
   exit 0
 fi
 for entry in "${IMAGES[@]}"; do

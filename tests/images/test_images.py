@@ -23,7 +23,7 @@ import requests
 
 DOCKER = os.environ.get("DOCKER", "/usr/bin/docker")
 POSTGRES_IMAGE = "clinicpacs/postgres:17"
-ORTHANC_IMAGES = ["clinicpacs/orthanc:1.12.7", "clinicpacs/orthanc:1.10.1"]
+ORTHANC_IMAGES = ["clinicpacs/orthanc:1.12.7", "clinicpacs/orthanc:1.10.1", "clinicpacs/orthanc:1.13.0"]
 NGINX_IMAGE = "clinicpacs/nginx:1.26"
 DEVICESIM_IMAGE = "clinicpacs/devicesim:trixie"
 PLUGIN_DIR = "/usr/share/orthanc/plugins"
