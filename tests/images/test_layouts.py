@@ -296,7 +296,7 @@ def test_orthancteam_layout_configurator_rules(tmp_path: Path) -> None:
 
     (conf / "c.json").write_text('{"Name": ')
     (conf / "c.json").chmod(0o644)
-    rc, output, generated, _ = run_configurator(TEAM_IMAGE, conf, "ORTHANC_PASSWORD=pw")
+    rc, output, generated, _plugins = run_configurator(TEAM_IMAGE, conf, "ORTHANC_PASSWORD=pw")
     assert rc == 255, output
     assert "ERROR: cannot read the JSON file '/etc/orthanc/c.json'" in output
     assert generated == {}

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Health probe of the orthancteam/orthanc stand-in, at upstream's path /probes/test-aliveness.py.
 
 Written here after upstream's probe (orthanc-server/orthanc-builder, docker/orthanc/test-aliveness.py;

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Configuration generator of the orthancteam/orthanc stand-in: writes /tmp/orthanc.json.
 
 Written for the clinicpacs test images from the rules of upstream's configurator (orthanc-server/
