@@ -67,7 +67,7 @@ molecule-only:
 	for s in $(MOLECULE_SCENARIOS); do $(BIN)/molecule test -s $$s || exit 1; done
 
 test: setup ## every gate CI runs, side by side where they can, with the time of each step (tools/test.sh)
-	MAKE="$(MAKE)" tools/test.sh
+	MAKE="$(MAKE)" MOLECULE_SCENARIOS="$(MOLECULE_SCENARIOS)" tools/test.sh
 
 demo: setup collections images ## provision a demo clinic into a local box container, print its address and login
 	tools/demo.sh

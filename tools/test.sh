@@ -8,7 +8,7 @@
 #   4. a table of every step's duration; the first failure fails the run (the other lanes finish first)
 #
 # Steps that run side by side write to logs under .cache/test-logs/ and each log is printed whole when its
-# step ends, so the output stays readable. MOLECULE_SCENARIOS (space separated) limits the scenarios.
+# step ends, so the output stays readable.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -17,8 +17,8 @@ MAKE="${MAKE:-make}"
 LANES="${TEST_LANES:-2}"
 LOGS="$root/.cache/test-logs"
 TIMES="$LOGS/times.tsv"
-ALL_SCENARIOS="smoke default security fleet backup_restore upgrade"
-SCENARIOS="${MOLECULE_SCENARIOS:-$ALL_SCENARIOS}"
+# The scenarios: the Makefile's MOLECULE_SCENARIOS (make test MOLECULE_SCENARIOS="default fleet" limits them).
+SCENARIOS="${MOLECULE_SCENARIOS:?set by the Makefile: run make test}"
 
 mkdir -p "$LOGS"
 rm -f "$LOGS"/*.log "$TIMES"
