@@ -9,6 +9,8 @@
 # `docker import` when no registry answers. When `docker pull debian:<suite>-slim` works
 # (REGISTRY=1 forces it, REGISTRY=0 never tries), the same Dockerfiles start FROM that image instead.
 #
+# The images of each Debian suite are built in order after its base; the suites are built side by side.
+#
 # Caching: each image carries the label org.clinicpacs.build-hash, a hash of its build folder, its
 # build arguments and the id of its base image. An image whose label matches is skipped.
 # Archives: the stack images are also written with `docker save` to $IMAGES_CACHE_DIR/<name>_<tag>.tar
@@ -245,11 +247,30 @@ if [ "${1:-}" = "bases" ]; then
   ensure_base forky
   exit 0
 fi
+# One chain per Debian suite: its base, then its images in the order above. The chains run side by side
+# (debootstrap and apt are mostly waiting for the mirror); a failed chain fails the whole build.
+build_suite() {
+  local want="$1" entry ref folder suite args want_archive
+  for entry in "${IMAGES[@]}"; do
+    IFS='|' read -r ref folder suite args want_archive <<<"$entry"
+    [ "$suite" = "$want" ] || continue
+    selected "$folder" || continue
+    build_image "$ref" "$folder" "$suite" "$args" "$want_archive"
+  done
+}
+declare -A chains=()
 for entry in "${IMAGES[@]}"; do
-  IFS='|' read -r ref folder suite args want_archive <<<"$entry"
-  selected "$folder" || continue
-  build_image "$ref" "$folder" "$suite" "$args" "$want_archive"
+  IFS='|' read -r _ folder suite _ <<<"$entry"
+  if selected "$folder" && [ -z "${chains[$suite]:-}" ]; then
+    build_suite "$suite" &
+    chains[$suite]=$!
+  fi
 done
+failed=""
+for suite in "${!chains[@]}"; do
+  wait "${chains[$suite]}" || failed="$failed $suite"
+done
+[ -z "$failed" ] || die "the images of$failed failed (see above)"
 # Replaced images of ours only take space. Older than 30 minutes: never the intermediate layers of
 # a build that another run of this script may have under way.
 "$DOCKER" image prune -f --filter "label=$LABEL" --filter "until=30m" >/dev/null 2>&1 || true
