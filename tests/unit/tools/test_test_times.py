@@ -34,3 +34,11 @@ def test_render_reads_comments_rows_and_failures():
     assert "measured: today." in table
     assert "| lint | 1:15 | passed |" in table
     assert "| molecule:fleet | 7:01 | failed (2) |" in table
+
+
+def test_readme_demo_timing_is_the_results_file():
+    times = _module()
+    _meta, rows = times.parse((ROOT / "bench/results/make_demo_times.tsv").read_text())
+    line = next(x for x in (ROOT / "README.md").read_text().split("\n\n") if "<!-- demo-timing -->" in x)
+    for _name, seconds, _status in rows:
+        assert times.minutes(seconds) in line, f"README's demo timing does not say {times.minutes(seconds)}"
