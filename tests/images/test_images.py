@@ -15,7 +15,6 @@ import os
 import secrets
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -79,15 +78,6 @@ class Containers:
             self.remove(name)
         for name in self.networks:
             docker("network", "rm", name, check=False)
-
-
-@pytest.fixture
-def boxes() -> Iterator[Containers]:
-    c = Containers()
-    try:
-        yield c
-    finally:
-        c.cleanup()
 
 
 def logs(name: str) -> str:

@@ -58,15 +58,6 @@ def docker_available() -> None:
         pytest.skip(f"no usable Docker engine: {exc}")
 
 
-@pytest.fixture
-def boxes() -> Iterator[Containers]:
-    c = Containers()
-    try:
-        yield c
-    finally:
-        c.cleanup()
-
-
 class Stack:
     """One network and one PostgreSQL (alias db) for the whole module."""
 
