@@ -145,9 +145,11 @@ class Resources:
         self.cleanup()
         return False
 
-    def network(self, suffix):
+    def network(self, suffix, subnet=None):
         name = self.name(suffix)
-        docker('network', 'create', '--label', 'org.clinicpacs.bench=1', name)
+        docker(
+            'network', 'create', '--label', 'org.clinicpacs.bench=1', *(['--subnet', subnet] if subnet else []), name
+        )
         self.networks.append(name)
         return name
 
@@ -180,6 +182,17 @@ class Resources:
 
 def _raise_exit(signum, _frame):
     raise SystemExit(128 + signum)
+
+
+def free_subnet():
+    """A /24 in 10.213.0.0/16 that no Docker network uses (for containers with fixed addresses)."""
+    ids = docker('network', 'ls', '-q').split()
+    used = docker('network', 'inspect', '--format', '{{range .IPAM.Config}}{{.Subnet}} {{end}}', *ids)
+    for third in range(1, 255):
+        subnet = f'10.213.{third}.0/24'
+        if subnet not in used.split():
+            return subnet
+    raise RuntimeError('no free 10.213.x.0/24 subnet for the benchmark network')
 
 
 def published_port(container, port):

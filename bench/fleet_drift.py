@@ -12,7 +12,8 @@ clinic's three containers exist, run and use the pinned images). The clinics are
 inventory (``ansible_connection: local``); their variables point the role at their own directory
 (``pacs_base_dir``: orthanc.json, users.json), containers (``pacs_project_name``) and loopback REST port
 (``pacs_rest_port``), so ``playbooks/drift.yml`` itself runs against them unchanged.
-bench/playbooks/fleet_converge.yml first writes each clinic's files and declares its devices and peers;
+bench/playbooks/fleet_converge.yml first writes each clinic's files (every file drift.yml compares: Orthanc's,
+nginx's site, the Compose file, the PostgreSQL files) and declares its devices and peers;
 then drift.yml must report changed=0 and exit 0. Timed: the whole ``ansible-playbook`` run, median of 3,
 forks 20, for every fleet size. Everything is removed afterwards, also on failure or SIGTERM.
 """
@@ -380,4 +381,8 @@ def main():
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except RuntimeError as exc:  # a set-up step failed or the drift check was not a no-op: nothing measured
+        common.log(f'FAILED, nothing measured, no result file written: {exc}')
+        sys.exit(1)

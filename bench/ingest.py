@@ -9,13 +9,16 @@
   uncompressed, as in the samples).
 * "ours": PostgreSQL + Orthanc with the Orthanc settings of ``roles/pacs`` (read from its vars: PostgreSQL
   index, storage on a volume, authentication, DicomCheckCalledAet, only registered devices may store...).
-  The senders' AE title is registered as a device over REST, as the role does for a clinic's devices.
+  Each sender is registered as a device over REST with its own AE title and its own address, as the role
+  does for a clinic's devices (DicomCheckModalityHost is on: Orthanc refuses a known AE title calling from
+  another address).
 * "stock": the same Orthanc image with Orthanc's defaults (SQLite index and storage on a volume); the only
   settings are the ones needed to count over REST (RemoteAccessAllowed, one user).
 * ``--tuned`` adds "ours" with the PostgreSQL plugin's ``IndexConnectionsCount`` at 5.
-* Senders: 5 parallel dcmtk ``storescu`` processes on the host, one association each, to the DICOM port
-  published on 127.0.0.1 the way the role publishes it (``ports:``); whether Docker's userland proxy is in
-  the path is detected and recorded.
+* Senders: 5 sender containers (the devicesim image, dcmtk ``storescu``) with fixed addresses on a Docker
+  network of the benchmark's own, as devices on a clinic's LAN; every Orthanc is attached to that network and
+  receives on its DICOM port 4242 there. One ``storescu`` per sender and batch (``docker exec``), one
+  association each.
 * Fairness on a shared machine: all stacks are up together and the instances are sent in batches (5 by
   default), each batch to every stack in turn with the first one rotating, so a change of load during the
   run hits every stack alike. Every stack receives the same files.
@@ -43,7 +46,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _bench_common as common
 
 SAMPLES = os.path.join(common.ROOT, 'tests', 'data', 'dicom')
-SENDER_AET = 'BENCHSCU'
+SENDER_AET = 'BENCHSCU'  # sender n calls as BENCHSCU<n>
+SENDER_IMAGE = os.environ.get('BENCH_SENDER_IMAGE', 'clinicpacs/devicesim:trixie')
+INSTANCES_IN_SENDER = '/bench'  # the instance directory, read-only in every sender container
 ORTHANC_AET = 'ORTHANC'
 ANCHOR = {
     'source': 'Orthanc Book, "Benchmark of the database plugins" (PostgreSQL index, 5 REST clients uploading)',
@@ -170,28 +175,42 @@ class StatisticsPoller:
         return False
 
 
-def userland_proxy_for(port):
-    """True when a docker-proxy process serves host port ``port`` (Docker's userland proxy)."""
-    for pid in os.listdir('/proc'):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f'/proc/{pid}/cmdline', 'rb') as handle:
-                argv = handle.read().split(b'\0')
-        except OSError:
-            continue
-        if argv and argv[0].endswith(b'docker-proxy') and str(port).encode() in argv:
-            return True
-    return False
+def start_senders(res, tmp, count):
+    """``count`` sender containers with fixed addresses on a network of their own; returns (network, senders).
+
+    ``tmp`` (the instances and the storescu configuration) is mounted read-only at INSTANCES_IN_SENDER.
+    """
+    subnet = common.free_subnet()
+    net = res.network('dicom', subnet)
+    prefix = subnet.rsplit('.', 1)[0]
+    senders = []
+    for number in range(1, count + 1):
+        address = f'{prefix}.{10 + number}'
+        container = res.run(
+            f'sender-{number}',
+            SENDER_IMAGE,
+            ['--network', net, '--ip', address, '-v', f'{tmp}:{INSTANCES_IN_SENDER}:ro', '--entrypoint', 'sleep'],
+            ['infinity'],
+        )
+        senders.append({'container': container, 'address': address, 'aet': f'{SENDER_AET}{number}'})
+    return net, senders
 
 
-def send(dirs, port, config):
-    """Run one storescu per directory in parallel; return wall seconds and each sender's exit status."""
+def in_sender(path, tmp):
+    return os.path.join(INSTANCES_IN_SENDER, os.path.relpath(path, tmp))
+
+
+def send(dirs, stack, senders, config, tmp):
+    """One storescu per directory, each in its own sender container, in parallel.
+
+    Returns wall seconds, each sender's exit status and the last line of their error output.
+    """
     procs = []
     start = time.monotonic()
-    for path in dirs:
-        argv = ['storescu', '-q', '-xf', config, 'Bench', '-aet', SENDER_AET, '-aec', ORTHANC_AET]
-        argv += ['+sd', '+r', '127.0.0.1', str(port), path]
+    for path, sender in zip(dirs, senders, strict=True):
+        argv = [common.DOCKER, 'exec', sender['container'], 'storescu', '-q', '-xf', in_sender(config, tmp), 'Bench']
+        argv += ['-aet', sender['aet'], '-aec', stack['aet'], '+sd', '+r', stack['dicom_host'], '4242']
+        argv.append(in_sender(path, tmp))
         procs.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
     errors = []
     codes = []
@@ -203,30 +222,34 @@ def send(dirs, port, config):
     return time.monotonic() - start, codes, errors
 
 
-def start_ours(res, tmp, label='ours', postgresql=None):
-    """PostgreSQL + Orthanc with the role's settings; the senders' AE title registered as a device."""
+def start_ours(res, tmp, dicom_net, senders, label='ours', postgresql=None):
+    """PostgreSQL + Orthanc with the role's settings; every sender registered as a device at its address."""
     user, password = 'bench', os.urandom(12).hex()
     stack = common.start_pacs_stack(
         res,
         label,
         os.path.join(tmp, f'{label}-config'),
-        publish_dicom=True,
         api_user=(user, password),
         postgresql=postgresql,
     )
-    # DicomAlwaysAllowStore is false in the role: register the senders like a clinic device.
-    status, _body = common.http_json(
-        'PUT',
-        f'{stack["url"]}/modalities/bench-senders',
-        user,
-        password,
-        {'AET': SENDER_AET, 'Host': '127.0.0.1', 'Port': 104},
-    )
-    if status != 200:
-        raise RuntimeError(f'registering the senders failed: HTTP {status}')
+    common.docker('network', 'connect', dicom_net, stack['orthanc'])
+    # DicomAlwaysAllowStore is false and DicomCheckModalityHost on in the role: register the senders like a
+    # clinic's devices, each with its AE title and the address it calls from.
+    for sender in senders:
+        status, _body = common.http_json(
+            'PUT',
+            f'{stack["url"]}/modalities/{sender["aet"].lower()}',
+            user,
+            password,
+            {'AET': sender['aet'], 'Host': sender['address'], 'Port': 104},
+        )
+        if status != 200:
+            raise RuntimeError(f'registering the sender {sender["aet"]} failed: HTTP {status}')
     _status, plugin = common.http_json('GET', f'{stack["url"]}/plugins/postgresql-index', user, password)
     stack.update(
         label=label,
+        aet=stack['config'].get('DicomAet', ORTHANC_AET),
+        dicom_host=stack['orthanc'],
         auth=(user, password),
         settings=stack['config'],
         postgresql_overrides=postgresql or {},
@@ -235,7 +258,7 @@ def start_ours(res, tmp, label='ours', postgresql=None):
     return stack
 
 
-def start_stock(res, tmp):
+def start_stock(res, tmp, dicom_net):
     """The same image with Orthanc's defaults (SQLite); only REST access and one user added."""
     user, password = 'bench', os.urandom(12).hex()
     config = {
@@ -254,27 +277,29 @@ def start_stock(res, tmp):
         common.ORTHANC_IMAGE,
         [
             '-v', f'{config_dir}:/etc/orthanc:ro', '-v', f'{storage}:/var/lib/orthanc/db',
-            '-p', f'127.0.0.1:{common.free_port()}:8042', '-p', f'127.0.0.1:{common.free_port()}:4242',
+            '-p', f'127.0.0.1:{common.free_port()}:8042',
         ],
     )  # fmt: skip
+    common.docker('network', 'connect', dicom_net, orthanc)
     url = f'http://127.0.0.1:{common.published_port(orthanc, 8042)}'
     system = common.wait_orthanc(url, user, password, container=orthanc)
     return {
         'label': 'stock',
+        'aet': ORTHANC_AET,
+        'dicom_host': orthanc,
         'url': url,
-        'dicom_port': common.published_port(orthanc, 4242),
         'system': system,
         'auth': (user, password),
         'settings': {k: v for k, v in config.items() if k != 'RegisteredUsers'},
     }
 
 
-def send_batch(stack, dirs, config, offset):
+def send_batch(stack, dirs, senders, config, tmp, offset):
     """One batch to one stack: wall seconds, count after it, sender statuses, timeline (shifted by offset)."""
     user, password = stack['auth']
     load = os.getloadavg()[0]
     with StatisticsPoller(stack['url'], user, password) as poller:
-        wall, codes, errors = send(dirs, stack['dicom_port'], config)
+        wall, codes, errors = send(dirs, stack, senders, config, tmp)
     _status, stats = common.http_json('GET', f'{stack["url"]}/statistics', user, password)
     return {
         'wall_seconds': round(wall, 2),
@@ -291,7 +316,6 @@ def send_batch(stack, dirs, config, offset):
 def summarise_stack(stack, batches, expected):
     wall = sum(b['wall_seconds'] for b in batches)
     stored = batches[-1]['stored_after']
-    proxied = userland_proxy_for(stack['dicom_port'])
     per_batch = []
     before = 0
     for b in batches:
@@ -300,7 +324,9 @@ def summarise_stack(stack, batches, expected):
                 'instances_before': before,
                 'instances': b['stored_after'] - before,
                 'wall_seconds': b['wall_seconds'],
-                'instances_per_second': round((b['stored_after'] - before) / b['wall_seconds'], 1),
+                'instances_per_second': round((b['stored_after'] - before) / b['wall_seconds'], 1)
+                if b['wall_seconds']
+                else None,
                 'load_average_1min_before': b['load_average_1min_before'],
             }
         )
@@ -309,16 +335,14 @@ def summarise_stack(stack, batches, expected):
         'instances_sent': expected,
         'instances_stored': stored,
         'wall_seconds': round(wall, 2),
-        'instances_per_second': round(stored / wall, 1),
-        'megabytes_per_second': round(batches[-1]['disk_size_mb'] / wall, 2),
+        'instances_per_second': round(stored / wall, 1) if wall else None,
+        'megabytes_per_second': round(batches[-1]['disk_size_mb'] / wall, 2) if wall else None,
         'disk_size_mb': batches[-1]['disk_size_mb'],
         'batches': per_batch,
         'sender_exit_codes': sorted({c for b in batches for c in b['sender_exit_codes']}),
         'sender_errors': [e for b in batches for e in b['sender_errors']][:5],
-        'dicom_path': 'host storescu -> 127.0.0.1 published port -> '
-        + ('Docker userland proxy (docker-proxy)' if proxied else 'iptables DNAT (no userland proxy)')
-        + ' -> container',
-        'userland_proxy': proxied,
+        'dicom_path': 'sender containers (dcmtk storescu, fixed addresses, registered) -> Docker bridge network '
+        '-> Orthanc container port 4242',
         'database_backend': stack['system'].get('DatabaseBackendPlugin') or 'SQLite (built-in)',
         'orthanc_settings': stack['settings'],
         'timeline': [point for b in batches for point in b['timeline']],
@@ -331,7 +355,7 @@ def summarise_stack(stack, batches, expected):
     return result
 
 
-def run_interleaved(stacks, batch_dirs, config, expected):
+def run_interleaved(stacks, batch_dirs, senders, config, tmp, expected):
     """Send batch after batch, each to every stack, rotating who goes first (A B, B A, ...).
 
     All stacks are up the whole time (an idle Orthanc costs next to nothing), so a change of the
@@ -342,7 +366,7 @@ def run_interleaved(stacks, batch_dirs, config, expected):
     for index, dirs in enumerate(batch_dirs):
         shift = index % len(stacks)
         for stack in stacks[shift:] + stacks[:shift]:
-            batch = send_batch(stack, dirs, config, active[stack['label']])
+            batch = send_batch(stack, dirs, senders, config, tmp, active[stack['label']])
             active[stack['label']] += batch['wall_seconds']
             done[stack['label']].append(batch)
             sent = sum(len(os.listdir(d)) for d in dirs)
@@ -406,10 +430,11 @@ def main():
     args = parser.parse_args()
     count = args.instances or (500 if args.quick else 5000)
     batches = args.batches or (2 if args.quick else 5)
-    if not shutil.which('storescu'):
-        sys.exit('storescu (dcmtk) not found on PATH: apt-get install dcmtk')
+    if not common.docker('images', '-q', SENDER_IMAGE, check=False):
+        sys.exit(f'the sender image {SENDER_IMAGE} is missing: make images')
 
     tmp = tempfile.mkdtemp(prefix='bench-ingest-')
+    os.chmod(tmp, 0o755)  # noqa: S103 (the sender containers' user reads the instances)
     try:
         started = time.monotonic()
         samples = load_samples()
@@ -423,22 +448,33 @@ def main():
             f'generated {generated["instances"]} files, {generated["bytes"] / 1e6:.0f} MB in {gen_seconds:.0f} s'
         )
         with common.Resources('bench-ingest') as res:
-            stacks = [start_ours(res, tmp), start_stock(res, tmp)]
+            dicom_net, senders = start_senders(res, tmp, args.senders)
+            stacks = [start_ours(res, tmp, dicom_net, senders), start_stock(res, tmp, dicom_net)]
             if args.tuned:
-                stacks.append(start_ours(res, tmp, 'tuned', {'IndexConnectionsCount': 5}))
+                stacks.append(start_ours(res, tmp, dicom_net, senders, 'tuned', {'IndexConnectionsCount': 5}))
             version = stacks[0]['system'].get('Version')
-            results = run_interleaved(stacks, generated['dirs'], config, generated['instances'])
+            dcmtk = common.docker('exec', senders[0]['container'], 'storescu', '--version', check=False)
+            dcmtk = (dcmtk.splitlines() or [''])[0].replace('$dcmtk:', '').strip(' $') or None
+            results = run_interleaved(stacks, generated['dirs'], senders, config, tmp, generated['instances'])
         total = time.monotonic() - started
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
+    short = {label: res for label, res in results.items() if res['instances_stored'] != res['instances_sent']}
+    if short:
+        for label, res in short.items():
+            common.log(
+                f'FAILED: {label} stored {res["instances_stored"]} of {res["instances_sent"]} instances sent '
+                f'(storescu exit codes {res["sender_exit_codes"]}; errors: {res["sender_errors"][:3]})'
+            )
+        common.log('the benchmark measured nothing comparable: no result file written')
+        return 1
     ours, stock, tuned = results['ours'], results['stock'], results.get('tuned')
     ratio = round(ours['instances_per_second'] / stock['instances_per_second'], 2)
     curves = {'ours (role settings, PostgreSQL)': ours, 'stock (defaults, SQLite)': stock}
     if tuned:
         curves['ours + IndexConnectionsCount 5'] = tuned
     png = plot(curves, common.result_path('ingest', args.quick)[:-5] + '.png')
-    dcmtk = (common._cmd_output(['storescu', '--version']) or '').replace('$dcmtk:', '').strip(' $') or None
     data = {
         'machine': common.machine(),
         'versions': common.versions(orthanc=version, extra={'dcmtk': dcmtk, 'pydicom': _pydicom_version()}),

@@ -152,7 +152,7 @@ def ansible_env():
         ANSIBLE_LOCALHOST_WARNING='false',
         ANSIBLE_INVENTORY_UNPARSED_WARNING='false',
         ANSIBLE_RETRY_FILES_ENABLED='false',
-        PATH=f'{os.path.join(common.ROOT, ".venv", "bin")}:/usr/bin:{env.get("PATH", "")}',
+        PATH=f'{os.path.dirname(sys.executable)}:/usr/bin:{env.get("PATH", "")}',
     )
     return env
 
@@ -160,7 +160,7 @@ def ansible_env():
 def run_playbook(name, vars_file, proxy):
     """One ansible-playbook run: wall time, proxy counts, changed tasks and the modules' own counters."""
     playbook = os.path.join(PLAYBOOKS, name)
-    bin_dir = os.path.join(common.ROOT, '.venv', 'bin')
+    bin_dir = os.path.dirname(sys.executable)  # the venv that runs the benchmark (a worktree has none of its own)
     argv = [os.path.join(bin_dir, 'ansible-playbook'), '-i', 'localhost,', playbook, '-e', f'@{vars_file}']
     proxy.take()
     load = os.getloadavg()[0]
