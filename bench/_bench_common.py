@@ -23,7 +23,8 @@ import urllib.error
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RESULTS = os.path.join(ROOT, 'bench', 'results')
+# BENCH_RESULTS: another folder for the results (make test's smoke run of every benchmark writes under .cache).
+RESULTS = os.environ.get('BENCH_RESULTS') or os.path.join(ROOT, 'bench', 'results')
 DOCKER = os.environ.get('DOCKER', '/usr/bin/docker')
 ORTHANC_IMAGE = os.environ.get('BENCH_ORTHANC_IMAGE', 'clinicpacs/orthanc:1.12.7')
 POSTGRES_IMAGE = os.environ.get('BENCH_POSTGRES_IMAGE', 'clinicpacs/postgres:17')

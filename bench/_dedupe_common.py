@@ -8,7 +8,8 @@ import platform
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RESULTS = os.path.join(ROOT, 'bench', 'results')
+# BENCH_RESULTS: another folder for the results (make test's smoke run of every benchmark writes under .cache).
+RESULTS = os.environ.get('BENCH_RESULTS') or os.path.join(ROOT, 'bench', 'results')
 
 
 def setup_paths():

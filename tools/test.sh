@@ -3,8 +3,9 @@
 #
 #   1. venv + collections
 #   2. at once: the images (mostly downloads and disk) | lint, sanity, unit (CPU)
-#   3. at once, in lanes: integration tests and the Molecule scenarios, each lane in sequence
-#      (TEST_LANES, default 2; 1 runs everything one after the other)
+#   3. at once, in lanes: integration tests, every benchmark at its smallest size (bench/run.py --quick,
+#      results under .cache/test-logs/bench-results, not bench/results) and the Molecule scenarios, each
+#      lane in sequence (TEST_LANES, default 2; 1 runs everything one after the other)
 #   4. a table of every step's duration; the first failure fails the run (the other lanes finish first)
 #
 # Steps that run side by side write to logs under .cache/test-logs/ and each log is printed whole when its
@@ -73,7 +74,7 @@ images_rc=0
 wait "$images" || images_rc=$?
 ((static_rc == 0 && images_rc == 0)) || exit 1
 
-# 3. Integration and Molecule in lanes.
+# 3. Integration, the benchmarks and Molecule in lanes.
 declare -a lane_jobs=()
 for ((i = 0; i < LANES; i++)); do lane_jobs[i]=""; done
 # Each job to the lane with the least queued, longest first, by the minutes a job took alone on the 2-core
@@ -81,7 +82,7 @@ for ((i = 0; i < LANES; i++)); do lane_jobs[i]=""; done
 declare -a lane_cost=()
 cost() {
   case "${1#molecule:}" in
-    fleet) echo 7 ;; upgrade) echo 5 ;; default | security | backup_restore) echo 4 ;; integration) echo 2 ;;
+    fleet) echo 7 ;; upgrade) echo 5 ;; default | security | backup_restore) echo 4 ;; bench | integration) echo 2 ;;
     smoke) echo 1 ;; *) echo 4 ;;
   esac
 }
@@ -94,7 +95,7 @@ assign() {
   lane_jobs[best]="${lane_jobs[best]} $job"
   lane_cost[best]=$((lane_cost[best] + $(cost "$job")))
 }
-jobs_by_cost=$(for job in integration $(printf 'molecule:%s ' $SCENARIOS); do
+jobs_by_cost=$(for job in integration bench $(printf 'molecule:%s ' $SCENARIOS); do
   printf '%s %s\n' "$(cost "$job")" "$job"
 done | sort -rn -k1,1 -s | cut -d' ' -f2)
 for job in $jobs_by_cost; do assign "$job"; done
@@ -102,6 +103,7 @@ for job in $jobs_by_cost; do assign "$job"; done
 run_job() {
   case "$1" in
     integration) "$MAKE" --no-print-directory integration-only ;;
+    bench) BENCH_RESULTS="$LOGS/bench-results" "$MAKE" --no-print-directory bench-quick-only ;;
     molecule:*) "$MAKE" --no-print-directory molecule-only MOLECULE_SCENARIOS="${1#molecule:}" ;;
   esac
 }
