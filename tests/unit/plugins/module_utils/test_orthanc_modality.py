@@ -43,7 +43,7 @@ def test_check_aet_accepts(value):
         ({'host': 'a b'}, 'white space'),
         ({'manufacturer': 'Siemens'}, "manufacturer 'Siemens' is unknown"),
         ({'local_aet': 'B' * 17}, 'local_aet'),
-        ({'timeout': -1}, 'timeout -1 is negative'),
+        ({'timeout': -1}, 'timeout -1 is out of range: give 0 (Orthanc default) to 3600 seconds'),
         ({'aet': None}, 'aet is empty'),
     ],
 )
