@@ -135,9 +135,9 @@ diff:
     after: {central: {Timeout: 60}}
 done:
   description:
-    - Writes already made when a later write failed (then the failure reports C(changed=true)); each with
+    - Writes already made when the run failed (the failure then reports C(changed=true)); each with
       C(action) (V(create), V(update) or V(delete)), C(name) and the Orthanc keys written (C(fields)).
-  returned: when a write failed after earlier writes
+  returned: when the run fails after it has written to Orthanc
   type: list
   elements: dict
   sample: [{action: create, name: central, fields: [Url]}]
