@@ -90,7 +90,11 @@ def check_http_url(url, field, credentials_hint):
                 f'{field} {shown!r} contains the character {char!r} at position {index}: a URL may not contain white '
                 'space or control characters'
             )
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ''
+    except ValueError as exc:
+        return f'{field} {shown!r} is not a valid URL ({exc})'
     if parts.scheme.lower() not in ('http', 'https') or not url.lower().startswith(parts.scheme.lower() + '://'):
         return f'{field} {shown!r} is invalid: it must start with http:// or https:// followed by a host'
     if '@' in parts.netloc:
@@ -98,7 +102,6 @@ def check_http_url(url, field, credentials_hint):
             f'{field} {shown!r} contains a user name or password (user:password@): give them in {credentials_hint} '
             'instead'
         )
-    host = parts.hostname or ''
     if not host:
         return f'{field} {shown!r} is invalid: it must start with http:// or https:// followed by a host'
     if ':' not in host and not HOST_CHARS.match(host):

@@ -356,6 +356,8 @@ GOOD_PARAMS = {'api_url': 'http://127.0.0.1:8042', 'api_timeout': 30, 'api_retri
         ({'api_url': 'http://'}, "api_url 'http://' is invalid"),
         ({'api_url': 'http://h:abc'}, "api_url 'http://h:abc' has the port 'abc': a TCP port is a number 1-65535"),
         ({'api_url': 'http://h :8042'}, "api_url 'http://h :8042' contains the character ' ' at position 8"),
+        ({'api_url': 'http://[zzz]:8042'}, "api_url 'http://[zzz]:8042' is not a valid URL ("),
+        ({'api_url': 'http://[::1:8042'}, "api_url 'http://[::1:8042' is not a valid URL (Invalid IPv6 URL)"),
     ],
 )
 def test_connection_errors(change, message):
