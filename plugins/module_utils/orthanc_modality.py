@@ -91,6 +91,8 @@ def check_host(host, field):
     except ValueError:
         pass
     labels = host[:-1].split('.') if host.endswith('.') else host.split('.')
+    if all(label.isdigit() for label in labels):
+        return f"{field} '{host}' is not a valid IPv4 address: four numbers 0-255 separated by '.'"
     for label in labels:
         if not HOST_LABEL_RE.match(label):
             return (

@@ -226,6 +226,9 @@ def test_credentials_in_api_url_are_never_printed(fake, capsys):
         ({'host': '-pano'}, "the label '-pano'"),
         ({'host': 'a' * 64 + '.example'}, 'must have 1 to 63'),
         ({'host': 'pano\x00'}, 'control character'),
+        ({'host': '999.1.1.1'}, "host '999.1.1.1' is not a valid IPv4 address"),
+        ({'host': '192.0.2.20.5'}, 'is not a valid IPv4 address'),
+        ({'host': '192.0.2.20:104'}, "the label '20:104'"),
     ],
 )
 def test_values_orthanc_would_refuse_or_should_not_store(fake, capsys, change, fragment):
