@@ -13,7 +13,8 @@ from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_client 
 from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_resource import plan_changes
 
 NAME_RE = re.compile(r'^[A-Za-z0-9_-]{1,64}$')
-# A peer's HTTP timeout of more than an hour is taken for a mistake (Orthanc keeps seconds as an unsigned number).
+# Orthanc reads a peer's Timeout as an unsigned 32-bit number (WebServiceParameters); more than an hour is
+# taken for a mistake.
 MAX_TIMEOUT = 3600
 # Keys Orthanc never returns: not comparable, masked in diffs, left out of results.
 SECRETS = ('Password', 'CertificateKeyFile', 'CertificateKeyPassword')
