@@ -67,11 +67,13 @@ def redact_url(url):
 
 
 def url_password(url):
-    """The password embedded in ``url`` (``scheme://user:password@host``), else None."""
-    try:
-        return urlsplit(str(url)).password or None
-    except ValueError:
+    """The password embedded in ``url`` (``scheme://user:password@host``), else None; also when the rest of the
+    URL cannot be parsed."""
+    _scheme, sep, rest = str(url).partition('://')
+    authority = re.split(r'[/?#]', rest, maxsplit=1)[0]
+    if not sep or '@' not in authority:
         return None
+    return authority.rpartition('@')[0].partition(':')[2] or None
 
 
 def check_http_url(url, field, credentials_hint):

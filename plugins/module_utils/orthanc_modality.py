@@ -36,6 +36,8 @@ HOST_LABEL_RE = re.compile(r'^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$')
 # Orthanc reads Timeout as an unsigned 32-bit number (RemoteModalityParameters) and answers HTTP 500 for more;
 # a DICOM timeout of more than an hour is taken for a mistake.
 MAX_TIMEOUT = 3600
+# Orthanc 1.12.7 answers HTTP 400 "A TCP port number must be in range [1..65534]" to Port 65535.
+MAX_PORT = 65534
 
 
 def modality_options():
@@ -118,9 +120,11 @@ def validate_modality(item, prefix=''):
         errors.append(msg)
     port = item.get('port')
     if isinstance(port, bool):
-        errors.append(f'{prefix}port {port} is a boolean (YAML yes/no/true/false): a TCP port is an integer 1-65535')
-    elif port is None or port < 1 or port > 65535:
-        errors.append(f'{prefix}port {port} is out of range: a TCP port is 1-65535')
+        errors.append(
+            f'{prefix}port {port} is a boolean (YAML yes/no/true/false): Orthanc accepts an integer 1-{MAX_PORT}'
+        )
+    elif port is None or port < 1 or port > MAX_PORT:
+        errors.append(f'{prefix}port {port} is out of range: Orthanc accepts a TCP port 1-{MAX_PORT}')
     if item.get('local_aet'):
         msg = check_aet(item['local_aet'], prefix + 'local_aet')
         if msg:

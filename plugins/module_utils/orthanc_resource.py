@@ -210,13 +210,17 @@ class OrthancModule(object):
         self.warnings = []
         self.done = []
         if connection:
-            secret = url_password(self.params.get('api_url'))
-            if secret:
-                self.module.no_log_values.add(secret)
+            self.hide_url_password(self.params.get('api_url'))
             errors = connection_errors(self.params)
             if errors:
                 self.fail('; '.join(errors))
             self.client = client_from_module(self.module)
+
+    def hide_url_password(self, url):
+        """Register the password inside ``url`` (``scheme://user:password@host``), if any, as a secret."""
+        secret = url_password(url)
+        if secret:
+            self.module.no_log_values.add(secret)
 
     def fail(self, msg, **extra):
         """Fail with ``msg`` (one line), always reporting the requests already made.

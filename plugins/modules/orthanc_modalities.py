@@ -59,7 +59,8 @@ options:
             is refused.
         type: str
       port:
-        description: DICOM port of the device, an integer from 1 to 65535 (a boolean such as V(yes) is refused).
+        description: DICOM port of the device, an integer from 1 to 65534, the range Orthanc accepts (a boolean
+          such as V(yes) is refused).
         type: int
         default: 104
       manufacturer:

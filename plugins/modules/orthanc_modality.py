@@ -57,7 +57,8 @@ options:
     type: str
   port:
     description:
-      - DICOM port of the device, an integer from 1 to 65535 (a boolean such as V(yes) is refused).
+      - DICOM port of the device, an integer from 1 to 65534, the range Orthanc accepts (a boolean such as
+        V(yes) is refused).
     type: int
     default: 104
   manufacturer:

@@ -160,6 +160,7 @@ from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_resourc
 def main():
     om = OrthancModule(peer_options(), required_if=[('state', 'present', ('url',))])
     p = om.params
+    om.hide_url_password(p['url'])
     errors = validate(p)
     if errors:
         om.fail('; '.join(errors))

@@ -207,6 +207,8 @@ def main():
     errors = []
     items = {}
     seen = {}
+    for entry in p['peers']:
+        om.hide_url_password(entry.get('url'))
     for index, entry in enumerate(p['peers']):
         name = entry.get('name')
         if name in seen:

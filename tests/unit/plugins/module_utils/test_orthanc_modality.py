@@ -36,7 +36,7 @@ def test_check_aet_accepts(value):
     [
         ({'name': 'bad name'}, "name 'bad name' is invalid"),
         ({'name': ''}, "name '' is invalid"),
-        ({'port': 0}, 'port 0 is out of range: a TCP port is 1-65535'),
+        ({'port': 0}, 'port 0 is out of range: Orthanc accepts a TCP port 1-65534'),
         ({'port': 70000}, 'port 70000 is out of range'),
         ({'host': ''}, 'host is empty'),
         ({'host': '  '}, 'host is empty'),

@@ -88,8 +88,9 @@ def test_delete_and_delete_again(fake, capsys):
     [
         ({'aet': 'A' * 17}, "aet 'AAAAAAAAAAAAAAAAA' is 17 characters long"),
         ({'aet': 'PANO\\01'}, 'backslash'),
-        ({'port': 0}, 'port 0 is out of range: a TCP port is 1-65535'),
-        ({'port': 70000}, 'port 70000 is out of range: a TCP port is 1-65535'),
+        ({'port': 0}, 'port 0 is out of range: Orthanc accepts a TCP port 1-65534'),
+        ({'port': 70000}, 'port 70000 is out of range: Orthanc accepts a TCP port 1-65534'),
+        ({'port': 65535}, 'port 65535 is out of range: Orthanc accepts a TCP port 1-65534'),
         ({'host': ''}, 'host is empty'),
         ({'name': 'pano 1'}, "name 'pano 1' is invalid"),
         ({'manufacturer': 'Siemens'}, 'manufacturer must be one of'),
@@ -217,7 +218,7 @@ def test_credentials_in_api_url_are_never_printed(fake, capsys):
 @pytest.mark.parametrize(
     ('change', 'fragment'),
     [
-        ({'port': True}, 'port True is a boolean (YAML yes/no/true/false): a TCP port is an integer 1-65535'),
+        ({'port': True}, 'port True is a boolean (YAML yes/no/true/false): Orthanc accepts an integer 1-65534'),
         ({'timeout': 10**12}, 'timeout 1000000000000 is out of range: give 0 (Orthanc default) to 3600 seconds'),
         ({'timeout': True}, 'timeout True is a boolean'),
         ({'host': 'http://192.0.2.20:104'}, "host 'http://192.0.2.20:104' looks like a URL"),
