@@ -110,7 +110,7 @@ code, pre { font-family: monospace; white-space: pre-wrap; word-break: break-all
 <p id="summary">Generated {{ report.generated }} by <code>{{ report.playbook }}</code>:
 {{ report.summary.clinics }} clinics, {{ report.summary.drifted }} drifted,
 {{ report.summary.failed }} failed, {{ report.summary.unreachable }} unreachable,
-{{ report.summary.items }} drift items.</p>
+{{ report.summary["items"] }} drift items.</p>
 <table id="fleet">
 <thead><tr><th>Clinic</th><th>Status</th><th>Reachable</th><th>Orthanc version</th><th>Devices</th>
 <th>Users</th><th>Drift items</th><th>Last backup age</th></tr></thead>

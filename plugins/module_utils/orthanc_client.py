@@ -20,17 +20,21 @@ from __future__ import absolute_import, division, print_function
 import base64
 import json
 import os
+import re
 import shutil
 import ssl
 import time
 
 from ansible.module_utils.basic import env_fallback
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
-from ansible.module_utils.six.moves.urllib.parse import quote
+from ansible.module_utils.six.moves.urllib.parse import quote, urlsplit
 from ansible.module_utils.six.moves.urllib.request import HTTPSHandler, Request, build_opener
 
 DEFAULT_URL = 'http://127.0.0.1:8042'
 RETRY_STATUSES = (503,)
+MAX_API_TIMEOUT = 3600
+MAX_API_RETRIES = 20
+HOST_CHARS = re.compile(r'^[A-Za-z0-9._-]+$')
 
 
 def orthanc_argument_spec():
@@ -48,6 +52,122 @@ def orthanc_argument_spec():
         'api_timeout': {'type': 'int', 'default': 30, 'fallback': (env_fallback, ['ORTHANC_TIMEOUT'])},
         'api_retries': {'type': 'int', 'default': 3},
     }
+
+
+def redact_url(url):
+    """``url`` with any ``user:password@`` part replaced by ``***@``, for messages."""
+    text = str(url)
+    scheme, sep, rest = text.partition('://')
+    if not sep:
+        return text
+    authority, slash, tail = rest.partition('/')
+    if '@' in authority:
+        authority = '***@' + authority.rpartition('@')[2]
+    return scheme + sep + authority + slash + tail
+
+
+def url_password(url):
+    """The password embedded in ``url`` (``scheme://user:password@host``), else None; also when the rest of the
+    URL cannot be parsed."""
+    _scheme, sep, rest = str(url).partition('://')
+    authority = re.split(r'[/?#]', rest, maxsplit=1)[0]
+    if not sep or '@' not in authority:
+        return None
+    return authority.rpartition('@')[0].partition(':')[2] or None
+
+
+def check_http_url(url, field, credentials_hint):
+    """Return an error message when ``url`` is not a plain http(s) base URL, else None.
+
+    Rules: no white space or control character anywhere; scheme ``http`` or ``https``; a host name or address;
+    a port 1-65535 when given; no ``user:password@`` part (``credentials_hint`` names the options to use
+    instead); no query or fragment (paths are appended to the URL). The URL is quoted with credentials masked.
+    """
+    if not isinstance(url, str) or not url:
+        return f'{field} is empty: give a URL starting with http:// or https://'
+    shown = redact_url(url)
+    for index, char in enumerate(url):
+        if char.isspace() or ord(char) < 0x20 or ord(char) == 0x7F:
+            return (
+                f'{field} {shown!r} contains the character {char!r} at position {index}: a URL may not contain white '
+                'space or control characters'
+            )
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ''
+    except ValueError as exc:
+        return f'{field} {shown!r} is not a valid URL ({exc})'
+    if parts.scheme.lower() not in ('http', 'https') or not url.lower().startswith(parts.scheme.lower() + '://'):
+        return f'{field} {shown!r} is invalid: it must start with http:// or https:// followed by a host'
+    if '@' in parts.netloc:
+        return (
+            f'{field} {shown!r} contains a user name or password (user:password@): give them in {credentials_hint} '
+            'instead'
+        )
+    if not host:
+        return f'{field} {shown!r} is invalid: it must start with http:// or https:// followed by a host'
+    if ':' not in host and not HOST_CHARS.match(host):
+        return (
+            f"{field} {shown!r} has the host {host!r}: a host name has only letters, digits, '.', '-' and '_' "
+            '(an IPv6 address goes in brackets)'
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        given = parts.netloc.rpartition(':')[2]
+        return f'{field} {shown!r} has the port {given!r}: a TCP port is a number 1-65535'
+    if parts.query or parts.fragment or '?' in url or '#' in url:
+        return f"{field} {shown!r} has a query or fragment ('?' or '#'): give only the base URL"
+    return None
+
+
+def connection_errors(params):
+    """List the errors of the connection options (``orthanc_argument_spec``) of a module's ``params``."""
+    errors = []
+    msg = check_http_url(params.get('api_url'), 'api_url', 'api_username and api_password')
+    if msg:
+        errors.append(msg)
+    timeout = params.get('api_timeout')
+    if timeout is not None and not 1 <= timeout <= MAX_API_TIMEOUT:
+        errors.append(f'api_timeout {timeout} is out of range: give 1 to {MAX_API_TIMEOUT} seconds')
+    retries = params.get('api_retries')
+    if retries is not None and not 0 <= retries <= MAX_API_RETRIES:
+        errors.append(f'api_retries {retries} is out of range: give 0 to {MAX_API_RETRIES} repetitions')
+    return errors
+
+
+OBJECTS = 'objects'
+_EXPECTED = {
+    dict: 'a JSON object',
+    list: 'a JSON array',
+    (dict, list): 'a JSON object or array',
+    OBJECTS: 'a JSON object of objects',
+}
+_JSON_TYPES = ((dict, 'a JSON object'), (list, 'a JSON array'), (str, 'a JSON string'), (bool, 'a JSON boolean'),
+               (int, 'a JSON number'), (float, 'a JSON number'))  # fmt: skip
+
+
+def _json_kind(value):
+    if value is None:
+        return 'JSON null'
+    for kind, name in _JSON_TYPES:
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
+
+
+def _shape_mismatch(data, expect):
+    """None when ``data`` has the shape ``expect``, else what it is instead (for a message)."""
+    wanted = dict if expect == OBJECTS else expect
+    if not isinstance(data, wanted):
+        return _json_kind(data)
+    if expect == OBJECTS:
+        for key, value in data.items():
+            if not isinstance(value, dict):
+                return f'a JSON object whose entry {_one_line(key, 40)!r} is {_json_kind(value)}'
+    return None
 
 
 class OrthancError(Exception):
@@ -111,6 +231,7 @@ class OrthancClient(object):
         retry_delay=1.0,
     ):
         self.url = (url or DEFAULT_URL).rstrip('/')
+        self.shown_url = redact_url(self.url)
         self.username = username
         self._password = password
         self.validate_certs = validate_certs
@@ -165,7 +286,7 @@ class OrthancClient(object):
         reason = getattr(exc, 'reason', None) or exc
         if isinstance(reason, ssl.SSLError) or isinstance(exc, ssl.SSLError):
             return OrthancError(
-                f'TLS verification of {self.url} failed: {_one_line(reason)} (set ca_path to the CA that '
+                f'TLS verification of {self.shown_url} failed: {_one_line(reason)} (set ca_path to the CA that '
                 'signed the Orthanc certificate, or validate_certs=false for a test box)',
                 method=method,
                 path=path,
@@ -175,18 +296,23 @@ class OrthancClient(object):
             return None
         if refused:
             return OrthancError(
-                f'cannot connect to Orthanc at {self.url}: connection refused after {attempt} attempt(s) '
+                f'cannot connect to Orthanc at {self.shown_url}: connection refused after {attempt} attempt(s) '
                 '(is Orthanc running and is api_url right?)',
                 method=method,
                 path=path,
             )
         if isinstance(reason, TimeoutError) or isinstance(exc, TimeoutError):
             return OrthancError(
-                f'Orthanc at {self.url} did not answer {method} {path} within {self.timeout} seconds (api_timeout)',
+                f'Orthanc at {self.shown_url} did not answer {method} {path} within {self.timeout} seconds '
+                '(api_timeout)',
                 method=method,
                 path=path,
             )
-        return OrthancError(f'cannot connect to Orthanc at {self.url}: {_one_line(reason)}', method=method, path=path)
+        reason = _one_line(reason)
+        secret = url_password(self.url)
+        if secret:
+            reason = reason.replace(secret, '********')
+        return OrthancError(f'cannot connect to Orthanc at {self.shown_url}: {reason}', method=method, path=path)
 
     def _headers(self, has_body):
         headers = {'Accept': 'application/json'}
@@ -198,11 +324,12 @@ class OrthancClient(object):
         return headers
 
     # -- public API -------------------------------------------------------------------------------------------
-    def request(self, method, path, body=None, ok=(200,), raw=None):
+    def request(self, method, path, body=None, ok=(200,), raw=None, expect=None):
         """Send ``method path`` (``path`` starts with ``/``), return the decoded JSON answer (or ``None``).
 
         ``body`` is JSON-encoded unless it is ``bytes`` or ``raw`` is a string (then sent as text).
-        ``ok`` lists the statuses treated as success; others raise ``OrthancError``.
+        ``ok`` lists the statuses treated as success; others raise ``OrthancError``. ``expect`` is the shape
+        the answer must have, see ``decode``.
         """
         url = self.url + path
         data = None
@@ -232,7 +359,7 @@ class OrthancClient(object):
         if status == 401:
             who = (f"user '{self.username}'") if self.username else 'no credentials (api_username is not set)'
             raise OrthancError(
-                f'Orthanc at {self.url} answered HTTP 401 Unauthorized to {method} {path} with {who}: check '
+                f'Orthanc at {self.shown_url} answered HTTP 401 Unauthorized to {method} {path} with {who}: check '
                 'api_username and api_password',
                 status=status,
                 method=method,
@@ -246,12 +373,44 @@ class OrthancClient(object):
                 path=path,
                 body=payload,
             )
-        if not payload:
-            return None
+        return self.decode(method, path, payload, expect)
+
+    def decode(self, method, path, payload, expect=None):
+        """Decode the body of a successful answer: the one place that reads Orthanc's answers.
+
+        ``expect`` says what the caller needs: ``None`` (JSON, or the text itself when it is not JSON, or
+        ``None`` for an empty body), ``dict`` (a JSON object), ``list`` (a JSON array) or ``OBJECTS`` (a JSON
+        object whose every entry is an object). Anything else raises a one-line ``OrthancError`` saying this is
+        not an Orthanc REST API.
+        """
         try:
-            return json.loads(payload.decode('utf-8'))
+            data = json.loads(payload.decode('utf-8')) if payload else None
+            is_json = bool(payload)
         except (ValueError, UnicodeDecodeError):
-            return payload.decode('utf-8', 'replace')
+            data = payload.decode('utf-8', 'replace')
+            is_json = False
+        if expect is None:
+            return data
+        if not is_json:
+            got = f'text that is not JSON ({_one_line(data, 60)!r})' if payload else 'an empty body'
+            raise self._not_orthanc(method, path, got, expect)
+        return self.require(method, path, data, expect)
+
+    def require(self, method, path, data, expect):
+        """Return the decoded answer ``data`` of ``method path`` when it has the shape ``expect`` (see
+        ``decode``); else raise the one-line ``OrthancError`` saying this is not an Orthanc REST API."""
+        got = _shape_mismatch(data, expect)
+        if got is None:
+            return data
+        raise self._not_orthanc(method, path, got, expect)
+
+    def _not_orthanc(self, method, path, got, expect):
+        return OrthancError(
+            f'{self.shown_url} answered {method} {path} with {got} instead of {_EXPECTED[expect]}: this is '
+            'not an Orthanc REST API (check api_url)',
+            method=method,
+            path=path,
+        )
 
     def download(self, path, dest, accept='application/octet-stream', chunk=1024 * 1024):
         """Stream the binary answer of ``GET path`` into the file ``dest`` (mode 0600); return its size in bytes.
@@ -281,17 +440,17 @@ class OrthancClient(object):
         os.replace(part, dest)
         return os.path.getsize(dest)
 
-    def get(self, path, ok=(200,)):
-        """GET ``path`` and return decoded JSON."""
-        return self.request('GET', path, ok=ok)
+    def get(self, path, ok=(200,), expect=None):
+        """GET ``path`` and return decoded JSON (of the shape ``expect``, see ``decode``)."""
+        return self.request('GET', path, ok=ok, expect=expect)
 
     def put(self, path, body=None, ok=(200,)):
         """PUT a JSON ``body`` to ``path``."""
         return self.request('PUT', path, body=body, ok=ok)
 
-    def post(self, path, body=None, ok=(200,), raw=None):
+    def post(self, path, body=None, ok=(200,), raw=None, expect=None):
         """POST a JSON ``body`` (or ``raw`` text) to ``path``."""
-        return self.request('POST', path, body=body, ok=ok, raw=raw)
+        return self.request('POST', path, body=body, ok=ok, raw=raw, expect=expect)
 
     def delete(self, path, ok=(200,)):
         """DELETE ``path``."""

@@ -8,9 +8,10 @@ orthanc_modalities."""
 
 from __future__ import absolute_import, division, print_function
 
+import ipaddress
 import re
 
-from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_client import OrthancError
+from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_client import OBJECTS, OrthancError
 
 # Values Orthanc 1.12.7 accepts for Manufacturer (checked against the real server; StoreScp is refused).
 MANUFACTURERS = ['Generic', 'GenericNoWildcardInDates', 'GenericNoUniversalWildcard', 'Vitrea', 'GE']
@@ -31,6 +32,12 @@ ALLOW_FLAGS = [
 ]
 
 NAME_RE = re.compile(r'^[A-Za-z0-9_-]{1,64}$')
+HOST_LABEL_RE = re.compile(r'^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$')
+# Orthanc reads Timeout as an unsigned 32-bit number (RemoteModalityParameters) and answers HTTP 500 for more;
+# a DICOM timeout of more than an hour is taken for a mistake.
+MAX_TIMEOUT = 3600
+# Orthanc 1.12.7 answers HTTP 400 "A TCP port number must be in range [1..65534]" to Port 65535.
+MAX_PORT = 65534
 
 
 def modality_options():
@@ -70,6 +77,33 @@ def check_aet(value, field):
     return None
 
 
+def check_host(host, field):
+    """Return an error message when ``host`` is not an IP address or a DNS name (RFC 1123), or None."""
+    if host is None or not host.strip():
+        return f'{field} is empty: give the IP address or DNS name of the device'
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in host):
+        return f'{field} {host!r} contains white space or a control character: give an IP address or a DNS name'
+    if '://' in host or '/' in host or '@' in host:
+        return f"{field} '{host}' looks like a URL: give only the IP address or DNS name of the device"
+    if len(host) > 253:
+        return f"{field} '{host[:40]}...' is {len(host)} characters long: a DNS name has at most 253 characters"
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass
+    labels = host[:-1].split('.') if host.endswith('.') else host.split('.')
+    if all(label.isdigit() for label in labels):
+        return f"{field} '{host}' is not a valid IPv4 address: four numbers 0-255 separated by '.'"
+    for label in labels:
+        if not HOST_LABEL_RE.match(label):
+            return (
+                f"{field} '{host}' is not an IP address or a DNS name: the label '{label}' must have 1 to 63 "
+                "letters, digits or '-', and not start or end with '-' (RFC 1123)"
+            )
+    return None
+
+
 def validate_modality(item, prefix=''):
     """List the validation errors of one device given as module options (``item``)."""
     errors = []
@@ -81,21 +115,28 @@ def validate_modality(item, prefix=''):
     msg = check_aet(item.get('aet'), prefix + 'aet')
     if msg:
         errors.append(msg)
-    host = item.get('host')
-    if host is None or not host.strip():
-        errors.append(f'{prefix}host is empty: give the IP address or DNS name of the device')
-    elif any(c.isspace() for c in host):
-        errors.append(f"{prefix}host '{host}' contains white space")
+    msg = check_host(item.get('host'), prefix + 'host')
+    if msg:
+        errors.append(msg)
     port = item.get('port')
-    if port is None or port < 1 or port > 65535:
-        errors.append(f'{prefix}port {port} is out of range: a TCP port is 1-65535')
+    if isinstance(port, bool):
+        errors.append(
+            f'{prefix}port {port} is a boolean (YAML yes/no/true/false): Orthanc accepts an integer 1-{MAX_PORT}'
+        )
+    elif port is None or port < 1 or port > MAX_PORT:
+        errors.append(f'{prefix}port {port} is out of range: Orthanc accepts a TCP port 1-{MAX_PORT}')
     if item.get('local_aet'):
         msg = check_aet(item['local_aet'], prefix + 'local_aet')
         if msg:
             errors.append(msg)
     timeout = item.get('timeout')
-    if timeout is not None and timeout < 0:
-        errors.append(f'{prefix}timeout {timeout} is negative: use 0 (Orthanc default) or a number of seconds')
+    if isinstance(timeout, bool):
+        errors.append(
+            f'{prefix}timeout {timeout} is a boolean (YAML yes/no/true/false): give 0 (Orthanc default) to '
+            f'{MAX_TIMEOUT} seconds'
+        )
+    elif timeout is not None and not 0 <= timeout <= MAX_TIMEOUT:
+        errors.append(f'{prefix}timeout {timeout} is out of range: give 0 (Orthanc default) to {MAX_TIMEOUT} seconds')
     manufacturer = item.get('manufacturer')
     if manufacturer is not None and manufacturer not in MANUFACTURERS:
         errors.append(
@@ -148,10 +189,11 @@ def normalize_current(config):
 
 def read_modalities(client):
     """All devices known to Orthanc as ``{name: config}`` with one GET."""
-    data = client.get('/modalities?expand')
+    data = client.get('/modalities?expand', expect=(dict, list))
     if isinstance(data, list):  # very old Orthanc without ?expand support
         raise OrthancError('this Orthanc does not support GET /modalities?expand (Orthanc 1.5 or later needed)')
-    return {name: normalize_current(cfg) for name, cfg in (data or {}).items()}
+    data = client.require('GET', '/modalities?expand', data, OBJECTS)
+    return {name: normalize_current(cfg) for name, cfg in data.items()}
 
 
 def write_change(client, change):

@@ -93,9 +93,9 @@ def read_study_observations(client, page_size=1000, version=None, page_seconds=N
     while True:
         started = time.monotonic()
         if api == 'find':
-            page = client.post('/tools/find', find_body('Study', since, page_size, version)) or []
+            page = client.post('/tools/find', find_body('Study', since, page_size, version), expect=list)
         else:
-            page = client.get(f'/studies?expand&since={since}&limit={page_size}') or []
+            page = client.get(f'/studies?expand&since={since}&limit={page_size}', expect=list)
         if page_seconds is not None:
             page_seconds.append(round(time.monotonic() - started, 3))
         if not page:

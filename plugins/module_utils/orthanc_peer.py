@@ -9,10 +9,13 @@ from __future__ import absolute_import, division, print_function
 
 import re
 
+from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_client import OBJECTS, check_http_url
 from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_resource import plan_changes
 
 NAME_RE = re.compile(r'^[A-Za-z0-9_-]{1,64}$')
-URL_RE = re.compile(r'^https?://[^/\s]+')
+# Orthanc reads a peer's Timeout as an unsigned 32-bit number (WebServiceParameters); more than an hour is
+# taken for a mistake.
+MAX_TIMEOUT = 3600
 # Keys Orthanc never returns: not comparable, masked in diffs, left out of results.
 SECRETS = ('Password', 'CertificateKeyFile', 'CertificateKeyPassword')
 SECRET_OPTIONS = (
@@ -103,9 +106,22 @@ def validate(p, prefix=''):
     url = p.get('url')
     if url is None:
         errors.append(f'{prefix}url is required for a present peer')
-    elif not URL_RE.match(url):
-        errors.append(f"{prefix}url '{url}' is invalid: it must start with http:// or https:// followed by a host")
-    if p.get('password') and not p.get('username'):
+    else:
+        msg = check_http_url(url, prefix + 'url', f'{prefix}username and {prefix}password')
+        if msg:
+            errors.append(msg)
+    username = p.get('username')
+    password = p.get('password')
+    if username:  # an empty username means no authentication, as when it is left out
+        msg = check_username(username, prefix + 'username')
+        if msg:
+            errors.append(msg)
+        elif password == '':
+            errors.append(
+                f"{prefix}password is empty for username '{username}': give the password Orthanc sends to the peer "
+                '(an empty one would be dropped and the peer stored without it)'
+            )
+    if password and not username:
         errors.append(f'{prefix}password is set but username is empty: Orthanc needs a username with a password')
     if p.get('certificate_file') and not p.get('certificate_key_password'):
         errors.append(
@@ -113,9 +129,23 @@ def validate(p, prefix=''):
             'certificate without it)'
         )
     timeout = p.get('timeout')
-    if timeout is not None and timeout < 0:
-        errors.append(f'{prefix}timeout {timeout} is negative: use a number of seconds')
+    if timeout is not None and (isinstance(timeout, bool) or not 0 <= timeout <= MAX_TIMEOUT):
+        errors.append(f'{prefix}timeout {timeout} is out of range: give 0 (Orthanc default) to {MAX_TIMEOUT} seconds')
     return errors
+
+
+def check_username(value, field):
+    """Error message for a user name Orthanc sends with HTTP basic authentication, or None.
+
+    RFC 7617: the user name may not contain ':' (it separates it from the password) nor control characters."""
+    for char in value:
+        if ord(char) < 0x20 or ord(char) == 0x7F:
+            return f'{field} {value!r} contains the control character {char!r}: a user name may not contain one'
+    if ':' in value:
+        return f"{field} {value!r} contains ':': HTTP basic authentication cannot carry it in a user name"
+    if value != value.strip():
+        return f'{field} {value!r} starts or ends with white space'
+    return None
 
 
 def missing_password(p, change):
@@ -133,7 +163,7 @@ def missing_password(p, change):
 
 def read_peers(client):
     """All peers known to Orthanc as ``{name: public config}`` with one GET."""
-    raw = client.get('/peers?expand') or {}
+    raw = client.get('/peers?expand', expect=OBJECTS)
     return {name: normalize_current(cfg) for name, cfg in raw.items()}
 
 

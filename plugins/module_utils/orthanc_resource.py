@@ -17,12 +17,16 @@ The pattern every module follows:
 from __future__ import absolute_import, division, print_function
 
 import copy
+from collections.abc import Mapping
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.validation import check_type_dict
 from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_client import (
     OrthancError,
     client_from_module,
+    connection_errors,
     orthanc_argument_spec,
+    url_password,
 )
 
 MASK = '********'
@@ -130,10 +134,68 @@ def plan_changes(current, desired, exclusive=False, secret_keys=(), force_secret
     return Plan(changes, {'before': before, 'after': after})
 
 
+def _secret_strings(value):
+    """The strings to hide for one ``no_log`` value (what ansible-core registers for it)."""
+    if isinstance(value, str):
+        return {value} if value else set()
+    if isinstance(value, bool) or value is None:
+        return set()
+    if isinstance(value, (int, float)):
+        return {str(value)}
+    if isinstance(value, Mapping):
+        value = list(value.values())
+    if isinstance(value, (list, tuple, set)):
+        out = set()
+        for item in value:
+            out |= _secret_strings(item)
+        return out
+    return set()
+
+
+def no_log_values(argument_spec, params):
+    """Every value of a ``no_log`` option in ``params``, also inside malformed list or dict options.
+
+    ansible-core's own collection (``_list_no_log_values``) raises at the first list item that is neither a dict
+    nor a ``k=v`` string (``modalities: pano``, ``peers: [{...}, 7]``) and then registers *no* value at all,
+    so the failure it reports would show ``api_password`` in its ``invocation`` (visible with ``-vvv``). This
+    walk skips what it cannot read instead.
+    """
+    found = set()
+    if not isinstance(params, Mapping):
+        return found
+    for name, opts in argument_spec.items():
+        value = params.get(name)
+        if value is None:
+            continue
+        if opts.get('no_log'):
+            found |= _secret_strings(value)
+        sub_spec = opts.get('options')
+        if sub_spec:
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, str):
+                    try:
+                        item = check_type_dict(item)
+                    except TypeError:
+                        continue
+                found |= no_log_values(sub_spec, item)
+    return found
+
+
+class SecretKeepingModule(AnsibleModule):
+    """An ``AnsibleModule`` whose failures never show a ``no_log`` value, even when the options are malformed."""
+
+    def fail_json(self, msg, **kwargs):
+        self.no_log_values.update(no_log_values(self.argument_spec, getattr(self, 'params', None)))
+        super().fail_json(msg, **kwargs)
+
+
 class OrthancModule(object):
     """An AnsibleModule with an Orthanc client, one error path and a uniform result.
 
-    ``argument_spec`` holds the module's own options; the connection options are added here.
+    ``argument_spec`` holds the module's own options; the connection options are added here. They are checked
+    (URL scheme and form, ``api_timeout``, ``api_retries``) before anything is sent; a password inside
+    ``api_url`` is registered as a secret. The ``AnsibleModule`` is a ``SecretKeepingModule``, so a malformed
+    list option cannot make ``api_password`` appear in the failure.
     """
 
     def __init__(self, argument_spec, connection=True, **kwargs):
@@ -141,15 +203,33 @@ class OrthancModule(object):
         if connection:
             spec.update(orthanc_argument_spec())
         kwargs.setdefault('supports_check_mode', True)
-        self.module = AnsibleModule(argument_spec=spec, **kwargs)
+        self.module = SecretKeepingModule(argument_spec=spec, **kwargs)
         self.params = self.module.params
         self.check_mode = self.module.check_mode
-        self.client = client_from_module(self.module) if connection else None
+        self.client = None
         self.warnings = []
+        self.done = []
+        if connection:
+            self.hide_url_password(self.params.get('api_url'))
+            errors = connection_errors(self.params)
+            if errors:
+                self.fail('; '.join(errors))
+            self.client = client_from_module(self.module)
+
+    def hide_url_password(self, url):
+        """Register the password inside ``url`` (``scheme://user:password@host``), if any, as a secret."""
+        secret = url_password(url)
+        if secret:
+            self.module.no_log_values.add(secret)
 
     def fail(self, msg, **extra):
-        """Fail with ``msg`` (one line), always reporting the requests already made."""
-        extra.setdefault('changed', False)
+        """Fail with ``msg`` (one line), always reporting the requests already made.
+
+        After writes (``apply``), the result says ``changed: true`` and lists them in ``done``.
+        """
+        extra.setdefault('changed', bool(self.done))
+        if self.done:
+            extra.setdefault('done', [{'action': c.action, 'name': c.name, 'fields': c.fields} for c in self.done])
         if self.client is not None:
             extra.setdefault('orthanc_requests', dict(self.client.requests))
         self.module.fail_json(msg=msg, **extra)
@@ -162,18 +242,25 @@ class OrthancModule(object):
             self.fail(exc.msg, status=exc.status)
 
     def apply(self, plan, writer):
-        """Run ``writer(change)`` for every planned change, never in check mode."""
+        """Run ``writer(change)`` for every planned change, never in check mode.
+
+        A failing write stops the run: the failure says ``changed: true`` when earlier writes were made and
+        names them (``done`` in the result, and in the message).
+        """
         if self.check_mode:
             return
         for change in plan.changes:
             try:
                 writer(change)
             except OrthancError as exc:
-                done = plan.changes.index(change)
+                done = ', '.join(f'{c.action} {c.name}' for c in self.done)
                 self.fail(
-                    f'{change.action} of {change.name} failed after {done} earlier change(s): {exc.msg}',
+                    f'{change.action} of {change.name} failed after {len(self.done)} earlier change(s)'
+                    + (f' ({done}, already made)' if done else '')
+                    + f': {exc.msg}',
                     status=exc.status,
                 )
+            self.done.append(change)
 
     def warn(self, msg):
         self.warnings.append(msg)

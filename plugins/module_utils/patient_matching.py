@@ -945,23 +945,70 @@ def records_from_observations(observations, placeholders=None):
 # ---------------------------------------------------------------------------------------------
 
 
+# Options given as numbers: name -> (lowest, highest, integer only).
+_NUMBER_RULES = {
+    'missing_one_date_factor': (0.0, 1.0, False),
+    'missing_both_dates_factor': (0.0, 1.0, False),
+    'family_min': (0.0, 1.0, False),
+    'given_min': (0.0, 1.0, False),
+    'cap_name_conflict': (0.0, 1.0, False),
+    'cap_date_conflict': (0.0, 1.0, False),
+    'cap_sex_conflict': (0.0, 1.0, False),
+    'cap_suffix_conflict': (0.0, 1.0, False),
+    'ambiguity_margin': (0.0, 1.0, False),
+    'max_block_size': (2, 100000, True),
+    'window': (1, 100000, True),
+    'max_names_per_record': (1, 100, True),
+    'max_typo_year_gap': (0, 100, True),
+}
+
+
+def _check_number(name, value, low, high, integer):
+    """Raise ValueError unless ``value`` is a number (an integer when ``integer``) from ``low`` to ``high``."""
+    kind = 'an integer' if integer else 'a number'
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
+        raise ValueError(f'{name} {value!r} is not {kind}: give {kind} from {low} to {high}')
+    if not low <= value <= high:
+        raise ValueError(f'{name} {value!r} is out of range: give {kind} from {low} to {high}')
+
+
+def _check_option(key, value):
+    """Raise ValueError (one line: option, value, rule) when ``value`` is not valid for matching option ``key``."""
+    if key == 'weights':
+        if not isinstance(value, dict):
+            raise ValueError(
+                'weights {!r} is not a dictionary: give {{name: number}} with names among {}'.format(
+                    value, ', '.join(sorted(DEFAULT_CONFIG['weights']))
+                )
+            )
+        for wkey, wval in value.items():
+            if wkey not in DEFAULT_CONFIG['weights']:
+                raise ValueError(
+                    "unknown weight '{}'; known weights: {}".format(wkey, ', '.join(sorted(DEFAULT_CONFIG['weights'])))
+                )
+            _check_number(f'weights.{wkey}', wval, 0.0, 1.0, False)
+    elif key in ('fields', 'placeholder_dates'):
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            what = 'field names' if key == 'fields' else 'dates (YYYYMMDD)'
+            raise ValueError(f'{key} {value!r} is not a list of strings: give a list of {what}')
+    elif key in _NUMBER_RULES:
+        _check_number(key, value, *_NUMBER_RULES[key])
+
+
 def _merge_config(config):
     cfg = dict(DEFAULT_CONFIG)
     cfg['weights'] = dict(DEFAULT_CONFIG['weights'])
+    if config is not None and not isinstance(config, dict):
+        raise ValueError(f'matching options {config!r} are not a dictionary: give {{option: value}}')
     if config:
         for key, value in config.items():
             if key not in DEFAULT_CONFIG:
                 raise ValueError(
                     "unknown matching option '{}'; known options: {}".format(key, ', '.join(sorted(DEFAULT_CONFIG)))
                 )
+            _check_option(key, value)
             if key == 'weights':
-                for wkey, wval in (value or {}).items():
-                    if wkey not in DEFAULT_CONFIG['weights']:
-                        raise ValueError(
-                            "unknown weight '{}'; known weights: {}".format(
-                                wkey, ', '.join(sorted(DEFAULT_CONFIG['weights']))
-                            )
-                        )
+                for wkey, wval in value.items():
                     cfg['weights'][wkey] = float(wval)
             elif key == 'fields':
                 unknown = [f for f in value if f not in DEFAULT_CONFIG['fields']]

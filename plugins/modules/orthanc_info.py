@@ -113,14 +113,15 @@ orthanc_requests:
   sample: {GET: 5}
 '''
 
+from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_client import OBJECTS  # noqa: E402
 from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_resource import OrthancModule  # noqa: E402
 
 PARTS = ['plugins', 'statistics', 'modalities', 'peers']
 PATHS = {
-    'plugins': '/plugins',
-    'statistics': '/statistics',
-    'modalities': '/modalities?expand',
-    'peers': '/peers?expand',
+    'plugins': ('/plugins', list),
+    'statistics': ('/statistics', dict),
+    'modalities': ('/modalities?expand', OBJECTS),
+    'peers': ('/peers?expand', OBJECTS),
 }
 
 
@@ -136,7 +137,7 @@ def backend_name(plugin):
 
 def main():
     om = OrthancModule({'gather': {'type': 'list', 'elements': 'str', 'default': PARTS, 'choices': PARTS}})
-    system = om.call(om.client.get, '/system') or {}
+    system = om.call(om.client.get, '/system', expect=dict)
     result = {
         'system': system,
         'version': system.get('Version'),
@@ -146,7 +147,8 @@ def main():
     }
     for part in PARTS:
         if part in om.params['gather']:
-            result[part] = om.call(om.client.get, PATHS[part])
+            path, expect = PATHS[part]
+            result[part] = om.call(om.client.get, path, expect=expect)
     om.exit(False, **result)
 
 

@@ -53,10 +53,14 @@ options:
         description: AE title of the device, 1 to 16 printable ASCII characters without backslash.
         type: str
       host:
-        description: IP address or DNS name of the device.
+        description:
+          - IP address or DNS name of the device.
+          - A DNS name has at most 253 characters and labels of 1 to 63 letters, digits or V(-) (RFC 1123); a URL
+            is refused.
         type: str
       port:
-        description: DICOM port of the device (1-65535).
+        description: DICOM port of the device, an integer from 1 to 65534, the range Orthanc accepts (a boolean
+          such as V(yes) is refused).
         type: int
         default: 104
       manufacturer:
@@ -109,7 +113,8 @@ options:
         type: str
         default: ''
       timeout:
-        description: DICOM network timeout in seconds; V(0) means Orthanc's C(DicomScuTimeout).
+        description: DICOM network timeout in seconds, from V(0) to V(3600); V(0) means Orthanc's
+          C(DicomScuTimeout).
         type: int
         default: 0
       retrieve_method:
@@ -201,6 +206,14 @@ diff:
   sample:
     before: {pano: {Port: 104}}
     after: {pano: {Port: 4242}}
+done:
+  description:
+    - Writes already made when the run failed (the failure then reports C(changed=true)); each with
+      C(action) (V(create), V(update) or V(delete)), C(name) and the Orthanc keys written (C(fields)).
+  returned: when the run fails after it has written to Orthanc
+  type: list
+  elements: dict
+  sample: [{action: create, name: pano, fields: [AET]}]
 orthanc_requests:
   description: Number of HTTP requests sent to Orthanc, by method.
   returned: always

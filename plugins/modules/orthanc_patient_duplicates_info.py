@@ -52,6 +52,11 @@ options:
     description:
       - Further options of the matching core (for example C(weights), C(max_block_size), C(window),
         C(placeholder_dates)); see C(plugins/module_utils/patient_matching.py). Unknown keys fail.
+      - Every value is checked before Orthanc is read; a wrong one fails with one line naming the option, the value
+        and the rule. C(weights) is a dictionary of numbers from 0 to 1; factors, minimums, caps and
+        C(ambiguity_margin) are numbers from 0 to 1; C(max_block_size) (2 or more), C(window) and
+        C(max_names_per_record) (1 or more) and C(max_typo_year_gap) (0 or more) are integers;
+        C(placeholder_dates) is a list of C(YYYYMMDD) strings.
     type: dict
     default: {}
   page_size:
@@ -248,7 +253,7 @@ def main():
     except ValueError as exc:
         om.fail(f'invalid matching options: {exc}')
     started = time.monotonic()
-    system = om.call(om.client.get, '/system') or {}
+    system = om.call(om.client.get, '/system', expect=dict)
     pages = []
     observations, _by_patient = om.call(
         read_study_observations, om.client, p['page_size'], system.get('Version'), pages, p['read_api']

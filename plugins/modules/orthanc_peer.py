@@ -51,9 +51,14 @@ options:
     description:
       - Base URL of the peer's REST API, V(http://) or V(https://). Required when O(state=present).
       - Orthanc stores it with a trailing slash; both spellings compare equal.
+      - The whole URL is checked before anything is written - a host, an optional port from 1 to 65535, no white
+        space or control character anywhere, no query or fragment, and no C(user:password@) part (give
+        O(username) and O(password) instead).
     type: str
   username:
-    description: User name Orthanc sends to the peer (HTTP basic authentication).
+    description:
+      - User name Orthanc sends to the peer (HTTP basic authentication); no V(:) and no control character.
+      - With a user name, an empty O(password) is refused (it would be dropped and the peer stored without one).
     type: str
   password:
     description:
@@ -81,7 +86,8 @@ options:
     type: bool
     default: false
   timeout:
-    description: HTTP timeout in seconds for this peer; unset or V(0) means Orthanc's C(HttpTimeout).
+    description: HTTP timeout in seconds for this peer, from V(0) to V(3600); unset or V(0) means Orthanc's
+      C(HttpTimeout).
     type: int
 notes:
   - Verification of the peer's server certificate is global in Orthanc (C(HttpsVerifyPeers),
@@ -127,6 +133,14 @@ diff:
   sample:
     before: {central: {Timeout: 30}}
     after: {central: {Timeout: 60}}
+done:
+  description:
+    - Writes already made when the run failed (the failure then reports C(changed=true)); each with
+      C(action) (V(create), V(update) or V(delete)), C(name) and the Orthanc keys written (C(fields)).
+  returned: when the run fails after it has written to Orthanc
+  type: list
+  elements: dict
+  sample: [{action: create, name: central, fields: [Url]}]
 orthanc_requests:
   description: Number of HTTP requests sent to Orthanc, by method.
   returned: always
@@ -146,6 +160,7 @@ from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_resourc
 def main():
     om = OrthancModule(peer_options(), required_if=[('state', 'present', ('url',))])
     p = om.params
+    om.hide_url_password(p['url'])
     errors = validate(p)
     if errors:
         om.fail('; '.join(errors))

@@ -63,9 +63,15 @@ options:
         description:
           - Base URL of the peer's REST API, V(http://) or V(https://). Required for a present peer.
           - Orthanc stores it with a trailing slash; both spellings compare equal.
+          - The whole URL is checked before anything is written - a host, an optional port from 1 to 65535, no
+            white space or control character anywhere, no query or fragment, and no C(user:password@) part (give
+            O(peers[].username) and O(peers[].password) instead).
         type: str
       username:
-        description: User name Orthanc sends to the peer (HTTP basic authentication).
+        description:
+          - User name Orthanc sends to the peer (HTTP basic authentication); no V(:) and no control character.
+          - With a user name, an empty O(peers[].password) is refused (it would be dropped and the peer stored
+            without one).
         type: str
       password:
         description:
@@ -95,7 +101,8 @@ options:
         type: bool
         default: false
       timeout:
-        description: HTTP timeout in seconds for this peer; unset or V(0) means Orthanc's C(HttpTimeout).
+        description: HTTP timeout in seconds for this peer, from V(0) to V(3600); unset or V(0) means Orthanc's
+          C(HttpTimeout).
         type: int
   exclusive:
     description:
@@ -166,6 +173,14 @@ diff:
   sample:
     before: {central: {Timeout: 30}}
     after: {central: {Timeout: 60}}
+done:
+  description:
+    - Writes already made when the run failed (the failure then reports C(changed=true)); each with
+      C(action) (V(create), V(update) or V(delete)), C(name) and the Orthanc keys written (C(fields)).
+  returned: when the run fails after it has written to Orthanc
+  type: list
+  elements: dict
+  sample: [{action: create, name: central, fields: [Url]}]
 orthanc_requests:
   description: Number of HTTP requests sent to Orthanc, by method.
   returned: always
@@ -192,6 +207,8 @@ def main():
     errors = []
     items = {}
     seen = {}
+    for entry in p['peers']:
+        om.hide_url_password(entry.get('url'))
     for index, entry in enumerate(p['peers']):
         name = entry.get('name')
         if name in seen:

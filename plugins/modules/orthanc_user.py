@@ -18,6 +18,9 @@ description:
     other file of the directory, and this file must hold B(all) users, the automation account included.
   - The file is written atomically and with mode V(0600) unless O(mode) says otherwise; Orthanc must be able to
     read it (set O(owner) to the account Orthanc runs as).
+  - A temporary file in the same directory gets the content, mode V(0600), then the final owner, group and mode,
+    and only then is renamed to O(path); the file never appears with other permissions. An O(owner) or
+    O(group) that does not exist on the host fails before anything is written.
   - Orthanc reads users only at start-up. The module returns RV(restart_required) so that a handler restarts
     Orthanc once, after all changes. A later task with O(verify_login=true) proves the users can log in.
   - Runs on the Orthanc host (it edits a local file); only O(verify_login) talks to the REST API.
@@ -197,8 +200,11 @@ orthanc_requests:
   sample: {GET: 2}
 '''
 
+import contextlib  # noqa: E402
+import grp  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
+import pwd  # noqa: E402
 import re  # noqa: E402
 import tempfile  # noqa: E402
 
@@ -234,6 +240,56 @@ def read_users_file(path):
 
 def render(doc):
     return (json.dumps(doc, indent=2, sort_keys=True) + '\n').encode('utf-8')
+
+
+def owner_errors(p):
+    """Errors for an ``owner`` or ``group`` that does not exist on this host (checked before anything is written)."""
+    errors = []
+    for field, lookup in (('owner', pwd.getpwnam), ('group', grp.getgrnam)):
+        value = p.get(field)
+        if value is None or str(value).isdigit():
+            continue
+        try:
+            lookup(value)
+        except KeyError:
+            kind = 'user' if field == 'owner' else 'group'
+            errors.append(f"{field} '{value}' is not a {kind} on this host: give an existing name or a numeric id")
+    return errors
+
+
+def write_users_file(module, om, path, content):
+    """Write ``content`` to ``path`` so that it never appears under its name with other permissions or owner.
+
+    A temporary file in the same directory is created with mode 0600, filled, given the owner, group and mode of
+    ``path`` (those of the replaced file unless the task sets them), then renamed over ``path``. On any
+    failure the temporary file is removed and ``path`` stays as it was.
+    """
+    directory = os.path.dirname(path) or '.'
+    fd, tmp = tempfile.mkstemp(prefix='.orthanc-users-', suffix='.tmp', dir=directory)
+    try:
+        try:
+            os.fchmod(fd, 0o600)
+            os.write(fd, content)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if os.path.exists(path):
+            old = os.stat(path)
+            with contextlib.suppress(PermissionError):  # not root: the file stays ours, as atomic_move does
+                os.chown(tmp, old.st_uid, old.st_gid)
+        module.set_fs_attributes_if_different(module.load_file_common_arguments(om.params, path=tmp), False)
+        os.replace(tmp, path)
+    except OSError as exc:
+        _remove(tmp)
+        om.fail(f'cannot write users file {path}: {to_native(exc)}')
+    except BaseException:  # fail_json of set_fs_attributes_if_different exits: leave nothing behind
+        _remove(tmp)
+        raise
+
+
+def _remove(tmp):
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
 
 
 def main():
@@ -279,6 +335,7 @@ def main():
         seen[name] = index
         if entry['state'] == 'present' and entry.get('password') is not None and entry['password'] == '':
             errors.append(f'{prefix}password of user {name} is empty: Orthanc needs a password')
+    errors.extend(owner_errors(p))
     if errors:
         om.fail('; '.join(errors))
 
@@ -322,16 +379,7 @@ def main():
         directory = os.path.dirname(path) or '.'
         if not os.path.isdir(directory):
             om.fail(f'the directory of path {path} does not exist: is this the Orthanc configuration directory?')
-        fd, tmp = tempfile.mkstemp(prefix='.orthanc-users-', suffix='.tmp', dir=directory)
-        try:
-            os.fchmod(fd, 0o600)
-            os.write(fd, render(new_doc))
-            os.close(fd)
-            module.atomic_move(tmp, path)
-        except OSError as exc:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            om.fail(f'cannot write users file {path}: {to_native(exc)}')
+        write_users_file(module, om, path, render(new_doc))
     attrs_changed = False
     if os.path.exists(path):
         file_args = module.load_file_common_arguments(p)

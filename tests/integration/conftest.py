@@ -162,7 +162,21 @@ def stack():
         shutil.rmtree(config_dir, ignore_errors=True)
 
 
-def run_ansible(module, args, stack=None, check=False, diff=False, env_extra=None, play_extra=None):
+def _json_document(stdout):
+    """The JSON callback's document; with -vvv the display's own lines come before it."""
+    try:
+        return json.loads(stdout)
+    except ValueError:
+        for index, line in enumerate(stdout.splitlines(keepends=True)):
+            if line.rstrip() == '{':
+                try:
+                    return json.loads(''.join(stdout.splitlines(keepends=True)[index:]))
+                except ValueError:
+                    continue
+        raise
+
+
+def run_ansible(module, args, stack=None, check=False, diff=False, env_extra=None, play_extra=None, verbose=False):
     """Run ``clinicpacs.orthanc.<module>`` with ``args`` on localhost; return the task result (a dict).
 
     With ``stack`` the connection comes from the ``ORTHANC_*`` environment variables (the options' fallbacks);
@@ -194,15 +208,18 @@ def run_ansible(module, args, stack=None, check=False, diff=False, env_extra=Non
         cmd.append('--check')
     if diff:
         cmd.append('--diff')
+    if verbose:
+        cmd.append('-vvv')
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
     finally:
         os.unlink(handle.name)
     try:
-        out = json.loads(proc.stdout)
+        out = _json_document(proc.stdout)
         result = out['plays'][0]['tasks'][0]['hosts']['localhost']
     except (ValueError, KeyError, IndexError) as exc:
         raise AssertionError(f'unexpected ansible output ({exc}):\n{proc.stdout}\n{proc.stderr}') from None
     result['_rc'] = proc.returncode
     result['_stdout'] = proc.stdout
+    result['_stderr'] = proc.stderr
     return result

@@ -45,6 +45,7 @@ class FakeOrthanc:
         self.credentials = None  # {user: password} to enforce basic auth
         self.echo_ok = True
         self.fail_next = []  # list of (status, body) answered before the normal handling
+        self.fail_on = {}  # (method, path) -> (status, body) answered instead of the normal handling
         self.system = {
             'Version': '1.12.7',
             'ApiVersion': 27,
@@ -73,6 +74,9 @@ class FakeOrthanc:
             status, payload = self.fail_next.pop(0)
             if isinstance(payload, Exception):
                 raise payload
+            return status, payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        if (method, path) in self.fail_on:
+            status, payload = self.fail_on[(method, path)]
             return status, payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         parts = [unquote(p) for p in path.strip('/').split('/')]
         if parts == ['system']:

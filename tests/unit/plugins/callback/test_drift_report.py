@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pydicom
@@ -280,6 +281,42 @@ def test_html_escapes_everything_and_has_csp():
     assert 'Fleet &lt;b&gt;' in page
 
 
+class _VisibleText(HTMLParser):
+    """The text a browser shows: everything outside <head>, <script> and <style>, white space collapsed."""
+
+    def __init__(self):
+        super().__init__()
+        self.parts = []
+        self.hidden = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ('head', 'script', 'style'):
+            self.hidden += 1
+
+    def handle_endtag(self, tag):
+        if tag in ('head', 'script', 'style'):
+            self.hidden -= 1
+
+    def handle_data(self, data):
+        if not self.hidden:
+            self.parts.append(data)
+
+
+def visible_text(page):
+    parser = _VisibleText()
+    parser.feed(page)
+    return ' '.join(' '.join(parser.parts).split())
+
+
+def test_html_summary_line_says_the_item_count():
+    """The summary line shows the number of drift items (it once showed ``<built-in method items ...>``)."""
+    report = hostile_report()
+    assert report['summary']['items'] == 1
+    text = visible_text(drift_report.render_html(report, 'Fleet'))
+    assert '3 clinics, 1 drifted, 0 failed, 1 unreachable, 1 drift items.' in text
+    assert 'built-in method' not in text
+
+
 def find_chromium():
     """A chromium binary that is not a snap, or None.
 
@@ -331,6 +368,9 @@ def test_html_renders_in_headless_chromium_without_running_the_script(tmp_path):
         assert f'<td class="clinic">{clinic}</td>' in dom
     assert '<script' not in dom.lower() and '<img' not in dom.lower()
     assert 'HelloWorld&lt;script&gt;' in dom
+    text = visible_text(dom)
+    assert '3 clinics, 1 drifted, 0 failed, 1 unreachable, 1 drift items.' in text
+    assert 'built-in method' not in text
 
 
 def test_probe_tasks_are_neither_items_nor_corrections(callback):

@@ -4,10 +4,13 @@ from urllib.error import URLError
 
 import pytest
 from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_client import (
+    OBJECTS,
     OrthancClient,
     OrthancError,
+    connection_errors,
     format_orthanc_error,
     orthanc_argument_spec,
+    redact_url,
 )
 
 
@@ -288,3 +291,96 @@ def test_download_from_nothing_listening_is_explained(tmp_path):
     with pytest.raises(OrthancError) as err:
         client.download('/archive', str(tmp_path / 'a.zip'))
     assert 'connection refused' in err.value.msg
+
+
+# -- answers that are not Orthanc's (issue 15, item 1) -----------------------------------------------------------
+NOT_ORTHANC = [
+    (
+        'html',
+        (200, b'<!DOCTYPE html>\n<html><body>Welcome to nginx!</body></html>'),
+        "text that is not JSON ('<!DOCTYPE html> <html><body>Welcome to nginx!</body></html>')",
+    ),
+    ('json-string', (200, b'"hello"'), 'a JSON string'),
+    ('json-list', (200, [1, 2]), 'a JSON array'),
+    ('entry-not-object', (200, {'pano': 'x'}), "a JSON object whose entry 'pano' is a JSON string"),
+    ('empty', (200, b''), 'an empty body'),
+]
+
+
+@pytest.mark.parametrize(('case', 'answer', 'got'), NOT_ORTHANC, ids=[c[0] for c in NOT_ORTHANC])
+def test_answer_of_the_wrong_shape_is_not_orthanc(script, case, answer, got):
+    script(answer)
+    client = OrthancClient('http://127.0.0.1:8042')
+    with pytest.raises(OrthancError) as err:
+        client.get('/modalities?expand', expect=OBJECTS)
+    assert err.value.msg == (
+        f'http://127.0.0.1:8042 answered GET /modalities?expand with {got} instead of a JSON object of objects: '
+        'this is not an Orthanc REST API (check api_url)'
+    )
+
+
+def test_expect_accepts_the_right_shapes(script):
+    script((200, {'pano': {'AET': 'P'}}), (200, ['a']), (200, {'Version': '1'}))
+    client = OrthancClient()
+    assert client.get('/modalities?expand', expect=OBJECTS) == {'pano': {'AET': 'P'}}
+    assert client.get('/plugins', expect=list) == ['a']
+    assert client.get('/system', expect=dict) == {'Version': '1'}
+
+
+def test_without_expect_text_answers_are_returned(script):
+    script((200, b'plain text'))
+    assert OrthancClient().post('/tools/execute-script', raw='x') == 'plain text'
+
+
+# -- connection options (issue 15, item 2) -----------------------------------------------------------------------
+GOOD_PARAMS = {'api_url': 'http://127.0.0.1:8042', 'api_timeout': 30, 'api_retries': 3}
+
+
+@pytest.mark.parametrize(
+    ('change', 'message'),
+    [
+        ({'api_timeout': -1}, 'api_timeout -1 is out of range: give 1 to 3600 seconds'),
+        ({'api_timeout': 0}, 'api_timeout 0 is out of range: give 1 to 3600 seconds'),
+        ({'api_timeout': 3601}, 'api_timeout 3601 is out of range: give 1 to 3600 seconds'),
+        ({'api_retries': -1}, 'api_retries -1 is out of range: give 0 to 20 repetitions'),
+        ({'api_retries': 21}, 'api_retries 21 is out of range: give 0 to 20 repetitions'),
+        (
+            {'api_url': 'ftp://x'},
+            "api_url 'ftp://x' is invalid: it must start with http:// or https:// followed by a host",
+        ),
+        (
+            {'api_url': 'http://admin:s3cret@127.0.0.1:8042'},
+            "api_url 'http://***@127.0.0.1:8042' contains a user name or password (user:password@): give them in "
+            'api_username and api_password instead',
+        ),
+        ({'api_url': 'http://'}, "api_url 'http://' is invalid"),
+        ({'api_url': 'http://h:abc'}, "api_url 'http://h:abc' has the port 'abc': a TCP port is a number 1-65535"),
+        ({'api_url': 'http://h :8042'}, "api_url 'http://h :8042' contains the character ' ' at position 8"),
+        ({'api_url': 'http://[zzz]:8042'}, "api_url 'http://[zzz]:8042' is not a valid URL ("),
+        ({'api_url': 'http://[::1:8042'}, "api_url 'http://[::1:8042' is not a valid URL (Invalid IPv6 URL)"),
+    ],
+)
+def test_connection_errors(change, message):
+    errors = connection_errors(dict(GOOD_PARAMS, **change))
+    assert len(errors) == 1
+    assert errors[0].startswith(message)
+
+
+def test_connection_defaults_are_valid():
+    spec = orthanc_argument_spec()
+    params = {k: v.get('default') for k, v in spec.items()}
+    assert connection_errors(params) == []
+    assert connection_errors(dict(GOOD_PARAMS, api_url='https://[::1]:8443/orthanc/')) == []
+
+
+def test_redact_url_hides_credentials():
+    assert redact_url('https://u:p@h:1/x@y') == 'https://***@h:1/x@y'
+    assert redact_url('http://h/') == 'http://h/'
+
+
+def test_connection_error_never_prints_url_credentials(script):
+    script(URLError(OSError(-2, "nonnumeric port: 's3cret@h'")))
+    with pytest.raises(OrthancError) as err:
+        OrthancClient('http://admin:s3cret@h').get('/system')
+    assert 's3cret' not in err.value.msg
+    assert 'http://***@h' in err.value.msg

@@ -36,14 +36,14 @@ def test_check_aet_accepts(value):
     [
         ({'name': 'bad name'}, "name 'bad name' is invalid"),
         ({'name': ''}, "name '' is invalid"),
-        ({'port': 0}, 'port 0 is out of range: a TCP port is 1-65535'),
+        ({'port': 0}, 'port 0 is out of range: Orthanc accepts a TCP port 1-65534'),
         ({'port': 70000}, 'port 70000 is out of range'),
         ({'host': ''}, 'host is empty'),
         ({'host': '  '}, 'host is empty'),
         ({'host': 'a b'}, 'white space'),
         ({'manufacturer': 'Siemens'}, "manufacturer 'Siemens' is unknown"),
         ({'local_aet': 'B' * 17}, 'local_aet'),
-        ({'timeout': -1}, 'timeout -1 is negative'),
+        ({'timeout': -1}, 'timeout -1 is out of range: give 0 (Orthanc default) to 3600 seconds'),
         ({'aet': None}, 'aet is empty'),
     ],
 )

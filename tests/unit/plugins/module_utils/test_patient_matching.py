@@ -426,3 +426,16 @@ def test_generator_writes_dicom(tmp_path):
     assert str(ds.PatientName) == data['records'][0]['PatientName']
     assert ds.StudyInstanceUID == data['records'][0]['StudyInstanceUID']
     assert ds.Rows == 8
+
+
+def test_merge_config_refuses_values_of_the_wrong_type_in_one_line():
+    """Issue 15, item 9: ``weights: abc`` was an AttributeError traceback."""
+    for config, message in [
+        ({'weights': 'abc'}, "weights 'abc' is not a dictionary"),
+        ({'fields': 'name'}, "fields 'name' is not a list of strings"),
+        ({'window': 2.5}, 'window 2.5 is not an integer'),
+        ('abc', "matching options 'abc' are not a dictionary"),
+    ]:
+        with pytest.raises(ValueError) as err:
+            pm.find_duplicates([], config)
+        assert str(err.value).startswith(message)

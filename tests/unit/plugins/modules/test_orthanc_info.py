@@ -49,3 +49,24 @@ def test_info_fails_cleanly_when_down(fake, capsys):
 )
 def test_backend_name(plugin, name):
     assert orthanc_info.backend_name(plugin) == name
+
+
+# -- issue 15, item 1 ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ('answers', 'gather', 'fragment'),
+    [
+        ([(200, b'<html>Welcome</html>')], [], "answered GET /system with text that is not JSON ('<html>Welcome"),
+        ([(200, b'"hello"')], [], 'answered GET /system with a JSON string instead of a JSON object'),
+        ([(200, {'Version': '1.12.7'}), (200, {'pano': 'x'})], ['modalities'], "whose entry 'pano' is a JSON string"),
+        ([(200, {'Version': '1.12.7'}), (200, {'central': 3})], ['peers'], "whose entry 'central' is a JSON number"),
+        ([(200, {'Version': '1.12.7'}), (200, {'a': 1})], ['plugins'], 'a JSON object instead of a JSON array'),
+    ],
+    ids=['html', 'json-string', 'modality-entry', 'peer-entry', 'plugins-object'],
+)
+def test_answer_that_is_not_orthanc_is_a_one_line_failure(fake, capsys, answers, gather, fragment):
+    fake.fail_next = list(answers)
+    failed, res = run_module(orthanc_info, {'gather': gather}, capsys)
+    assert failed
+    assert fragment in res['msg']
+    assert res['msg'].endswith('this is not an Orthanc REST API (check api_url)')
+    assert '\n' not in res['msg'] and 'exception' not in res

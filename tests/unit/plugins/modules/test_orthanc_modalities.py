@@ -1,3 +1,5 @@
+import json
+
 import pytest
 from ansible_collections.clinicpacs.orthanc.plugins.modules import orthanc_modalities
 
@@ -113,3 +115,35 @@ def test_echo_failure_fails(fake, capsys):
     failed, res = run_module(orthanc_modalities, dict(BASE, modalities=devices(1), echo=True), capsys)
     assert failed
     assert "device 'dev00'" in res['msg']
+
+
+# -- issue 15 ------------------------------------------------------------------------------------------------------
+def test_failure_after_writes_says_changed_and_lists_what_was_done(fake, capsys):
+    """Item 3: dev00 is created, dev01 is refused, dev02 is never tried."""
+    fake.fail_on[('PUT', '/modalities/dev01')] = (400, {'HttpError': 'Bad Request', 'Message': 'Bad file format'})
+    failed, res = run_module(orthanc_modalities, dict(BASE, modalities=devices(3)), capsys)
+    assert failed
+    assert res['changed'] is True
+    assert [(d['action'], d['name']) for d in res['done']] == [('create', 'dev00')]
+    assert 'create of dev01 failed after 1 earlier change(s) (create dev00, already made)' in res['msg']
+    assert sorted(fake.modalities) == ['dev00']
+    assert res['orthanc_requests'] == {'GET': 1, 'PUT': 2}
+
+
+@pytest.mark.parametrize(
+    'items',
+    [
+        'pano',
+        [{'name': 'a', 'aet': 'A', 'host': 'h'}, 'b'],
+        ['b', {'name': 'a', 'aet': 'A', 'host': 'h'}],
+        [['nested']],
+    ],
+    ids=['string', 'dict-then-string', 'string-then-dict', 'nested-list'],
+)
+def test_api_password_never_appears_when_the_list_is_malformed(fake, capsys, items):
+    """Item 5: the failure's invocation (shown with -vvv) has api_password masked."""
+    failed, res = run_module(orthanc_modalities, dict(BASE, api_password='Api-Secret-88', modalities=items), capsys)
+    assert failed
+    assert 'Api-Secret-88' not in json.dumps(res)
+    assert res['invocation']['module_args']['api_password'] == 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER'
+    assert fake.calls == []

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 from ansible_collections.clinicpacs.orthanc.plugins.modules import orthanc_modality
 
@@ -86,8 +88,9 @@ def test_delete_and_delete_again(fake, capsys):
     [
         ({'aet': 'A' * 17}, "aet 'AAAAAAAAAAAAAAAAA' is 17 characters long"),
         ({'aet': 'PANO\\01'}, 'backslash'),
-        ({'port': 0}, 'port 0 is out of range: a TCP port is 1-65535'),
-        ({'port': 70000}, 'port 70000 is out of range: a TCP port is 1-65535'),
+        ({'port': 0}, 'port 0 is out of range: Orthanc accepts a TCP port 1-65534'),
+        ({'port': 70000}, 'port 70000 is out of range: Orthanc accepts a TCP port 1-65534'),
+        ({'port': 65535}, 'port 65535 is out of range: Orthanc accepts a TCP port 1-65534'),
         ({'host': ''}, 'host is empty'),
         ({'name': 'pano 1'}, "name 'pano 1' is invalid"),
         ({'manufacturer': 'Siemens'}, 'manufacturer must be one of'),
@@ -165,3 +168,79 @@ def test_failed_put_reports_cause(fake, capsys):
     failed, res = run_module(orthanc_modality, PANO, capsys)
     assert failed
     assert res['msg'].startswith('create of pano failed after 0 earlier change(s): Orthanc PUT /modalities/pano')
+
+
+# -- issue 15: hostile inputs --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ('answer', 'got'),
+    [
+        ((200, b'<html><body>It works!</body></html>'), 'text that is not JSON'),
+        ((200, b'"just a string"'), 'a JSON string'),
+        ((200, {'pano': 'not an object'}), "a JSON object whose entry 'pano' is a JSON string"),
+    ],
+    ids=['html', 'json-string', 'entry-not-object'],
+)
+def test_answer_that_is_not_orthanc_is_a_one_line_failure(fake, capsys, answer, got):
+    fake.fail_next = [answer]
+    failed, res = run_module(orthanc_modality, PANO, capsys)
+    assert failed
+    assert got in res['msg']
+    assert res['msg'].endswith('this is not an Orthanc REST API (check api_url)')
+    assert '\n' not in res['msg'] and 'exception' not in res
+    assert fake.writes == []
+
+
+@pytest.mark.parametrize(
+    ('change', 'fragment'),
+    [
+        ({'api_timeout': -1}, 'api_timeout -1 is out of range: give 1 to 3600 seconds'),
+        ({'api_timeout': 0}, 'api_timeout 0 is out of range'),
+        ({'api_retries': -1}, 'api_retries -1 is out of range: give 0 to 20 repetitions'),
+        ({'api_url': 'ftp://127.0.0.1:8042'}, 'it must start with http:// or https://'),
+    ],
+)
+def test_connection_options_are_checked_before_any_request(fake, capsys, change, fragment):
+    failed, res = run_module(orthanc_modality, dict(PANO, **change), capsys)
+    assert failed
+    assert fragment in res['msg']
+    assert 'exception' not in res
+    assert fake.calls == []
+
+
+def test_credentials_in_api_url_are_never_printed(fake, capsys):
+    failed, res = run_module(orthanc_modality, dict(PANO, api_url='http://admin:Pw-in-url-42@127.0.0.1:8042'), capsys)
+    assert failed
+    assert "api_url 'http://***@127.0.0.1:8042' contains a user name or password" in res['msg']
+    assert 'Pw-in-url-42' not in json.dumps(res)
+    assert fake.calls == []
+
+
+@pytest.mark.parametrize(
+    ('change', 'fragment'),
+    [
+        ({'port': True}, 'port True is a boolean (YAML yes/no/true/false): Orthanc accepts an integer 1-65534'),
+        ({'timeout': 10**12}, 'timeout 1000000000000 is out of range: give 0 (Orthanc default) to 3600 seconds'),
+        ({'timeout': True}, 'timeout True is a boolean'),
+        ({'host': 'http://192.0.2.20:104'}, "host 'http://192.0.2.20:104' looks like a URL"),
+        ({'host': 'a' * 300}, 'is 300 characters long: a DNS name has at most 253 characters'),
+        ({'host': 'pano_1.clinic'}, "the label 'pano_1' must have 1 to 63 letters, digits or '-'"),
+        ({'host': '-pano'}, "the label '-pano'"),
+        ({'host': 'a' * 64 + '.example'}, 'must have 1 to 63'),
+        ({'host': 'pano\x00'}, 'control character'),
+        ({'host': '999.1.1.1'}, "host '999.1.1.1' is not a valid IPv4 address"),
+        ({'host': '192.0.2.20.5'}, 'is not a valid IPv4 address'),
+        ({'host': '192.0.2.20:104'}, "the label '20:104'"),
+    ],
+)
+def test_values_orthanc_would_refuse_or_should_not_store(fake, capsys, change, fragment):
+    failed, res = run_module(orthanc_modality, dict(PANO, **change), capsys)
+    assert failed
+    assert fragment in res['msg']
+    assert fake.calls == []
+
+
+@pytest.mark.parametrize('host', ['192.0.2.20', 'pano.clinic.example', 'PANO-01', '2001:db8::1', 'pano.example.'])
+def test_host_names_and_addresses_are_accepted(fake, capsys, host):
+    failed, res = run_module(orthanc_modality, dict(PANO, host=host, timeout=3600), capsys)
+    assert not failed, res['msg']
+    assert fake.modalities['pano']['Host'] == host

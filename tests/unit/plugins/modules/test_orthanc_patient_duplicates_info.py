@@ -113,3 +113,25 @@ def test_orthanc_error_is_reported(fake, capsys, monkeypatch):
     monkeypatch.setattr(OrthancClient, '_transport', broken)
     failed, res = run_module(info, {}, capsys)
     assert failed and 'HTTP 500' in res['msg'] and res['orthanc_requests'] == {'GET': 1}
+
+
+# -- issue 15, item 9 ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ('matching', 'message'),
+    [
+        ({'weights': 'abc'}, "weights 'abc' is not a dictionary: give {name: number} with names among"),
+        ({'weights': {'name': 'x'}}, "weights.name 'x' is not a number: give a number from 0.0 to 1.0"),
+        ({'weights': {'name': 2}}, 'weights.name 2 is out of range: give a number from 0.0 to 1.0'),
+        ({'weights': {'name': True}}, 'weights.name True is not a number'),
+        ({'window': 'abc'}, "window 'abc' is not an integer: give an integer from 1 to 100000"),
+        ({'max_block_size': 0}, 'max_block_size 0 is out of range: give an integer from 2 to 100000'),
+        ({'family_min': -0.1}, 'family_min -0.1 is out of range: give a number from 0.0 to 1.0'),
+        ({'placeholder_dates': '19000101'}, "placeholder_dates '19000101' is not a list of strings"),
+    ],
+)
+def test_matching_options_fail_in_one_line_before_reading(fake, capsys, matching, message):
+    failed, res = run_module(info, {'matching': matching}, capsys)
+    assert failed
+    assert res['msg'].startswith('invalid matching options: ' + message), res['msg']
+    assert '\n' not in res['msg'] and 'exception' not in res
+    assert fake.calls == []

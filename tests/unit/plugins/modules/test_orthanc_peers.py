@@ -1,3 +1,5 @@
+import json
+
 import pytest
 from ansible_collections.clinicpacs.orthanc.plugins.modules import orthanc_peers
 
@@ -137,7 +139,7 @@ def test_change_without_password_refused_before_any_write(fake, capsys):
         ({'name': 'a/b'}, "peers[1].name 'a/b' is invalid"),
         ({'username': None}, 'peers[1].password is set but username is empty'),
         ({'certificate_file': '/c.pem'}, 'peers[1].certificate_key_password is required'),
-        ({'timeout': -5}, 'peers[1].timeout -5 is negative'),
+        ({'timeout': -5}, 'peers[1].timeout -5 is out of range'),
     ],
 )
 def test_validation_before_any_request(fake, capsys, change, fragment):
@@ -149,3 +151,60 @@ def test_validation_before_any_request(fake, capsys, change, fragment):
     assert fragment in res['msg']
     assert "peers[2].url 'not-a-url' is invalid" in res['msg']  # every item is reported, not only the first
     assert fake.calls == []
+
+
+# -- issue 15 ------------------------------------------------------------------------------------------------------
+def test_failure_after_writes_says_changed_and_lists_what_was_done(fake, capsys):
+    """Item 3: the second PUT fails; the first one was made and the result says so."""
+    fake.fail_on[('PUT', '/peers/peer1')] = (500, {'HttpError': 'Internal Server Error', 'Message': 'Database error'})
+    failed, res = run(capsys, peers(3))
+    assert failed
+    assert res['changed'] is True
+    assert res['done'] == [{'action': 'create', 'name': 'peer0', 'fields': res['done'][0]['fields']}]
+    assert res['msg'].startswith(
+        'create of peer1 failed after 1 earlier change(s) (create peer0, already made): Orthanc PUT /peers/peer1: '
+        'HTTP 500'
+    )
+    assert list(fake.peers) == ['peer0']
+
+
+def test_failure_of_the_first_write_says_unchanged(fake, capsys):
+    fake.fail_on[('PUT', '/peers/peer0')] = (500, {'Message': 'Database error'})
+    failed, res = run(capsys, peers(2))
+    assert failed
+    assert res['changed'] is False
+    assert 'done' not in res
+
+
+@pytest.mark.parametrize(
+    'items',
+    [[{'name': 'a', 'url': 'http://a'}, 'b'], 'pano', [7]],
+    ids=['dict-then-string', 'string', 'number'],
+)
+def test_api_password_is_registered_even_when_the_list_is_malformed(fake, capsys, items):
+    """Item 5: ansible-core stops collecting no_log values at the first list item that is not a dict."""
+    failed, res = run_module(orthanc_peers, dict(BASE, api_password='Api-Secret-77', peers=items), capsys)
+    assert failed
+    assert 'Api-Secret-77' not in json.dumps(res)
+    assert fake.calls == []
+
+
+@pytest.mark.parametrize(
+    'answer',
+    [(200, b'<html>login</html>'), (200, b'"x"'), (200, {'peer0': 'x'})],
+    ids=['html', 'json-string', 'entry-not-object'],
+)
+def test_answer_that_is_not_orthanc_is_a_one_line_failure(fake, capsys, answer):
+    fake.fail_next = [answer]
+    failed, res = run(capsys, peers(1))
+    assert failed
+    assert res['msg'].endswith('this is not an Orthanc REST API (check api_url)')
+    assert 'exception' not in res
+
+
+def test_item_passwords_after_a_malformed_item_are_hidden_too(fake, capsys):
+    items = ['b', {'name': 'a', 'url': 'http://a', 'username': 'u', 'password': 'Peer-Pw-5'}, 'k=v password=Kv-Pw-6']
+    failed, res = run_module(orthanc_peers, dict(BASE, api_password='Api-Secret-77', peers=items), capsys)
+    assert failed
+    text = json.dumps(res)
+    assert 'Api-Secret-77' not in text and 'Peer-Pw-5' not in text and 'Kv-Pw-6' not in text

@@ -1,6 +1,7 @@
 import json
 import os
 import stat
+from pathlib import Path
 
 import pytest
 from ansible_collections.clinicpacs.orthanc.plugins.modules import orthanc_user
@@ -139,3 +140,73 @@ def test_verify_login_failure(fake, path, capsys):
     assert failed
     assert "user 'alice' cannot log in to Orthanc" in res['msg']
     assert 'pw1' not in res['msg']
+
+
+# -- issue 15, item 4: the file never appears with the wrong mode or owner --------------------------------------------
+@pytest.mark.parametrize(
+    ('change', 'message'),
+    [
+        ({'owner': 'nosuchuser-15'}, "owner 'nosuchuser-15' is not a user on this host"),
+        ({'group': 'nosuchgroup-15'}, "group 'nosuchgroup-15' is not a group on this host"),
+    ],
+)
+@pytest.mark.parametrize('exists', [False, True], ids=['new-file', 'existing-file'])
+def test_unknown_owner_or_group_fails_before_anything_is_written(path, capsys, change, message, exists):
+    if exists:
+        with open(path, 'w') as handle:
+            json.dump({'RegisteredUsers': {'alice': 'pw1'}}, handle)
+        os.chmod(path, 0o600)
+        before = Path(path).read_bytes()
+    args = dict({'path': path, 'name': 'bob', 'password': 'pw2'}, **change)
+    failed, res = run_module(orthanc_user, args, capsys)
+    assert failed
+    if exists:
+        assert Path(path).read_bytes() == before
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    else:
+        assert not os.path.exists(path)
+    assert os.listdir(os.path.dirname(path)) == ([os.path.basename(path)] if exists else [])
+    assert message in res['msg']
+    assert res['changed'] is False
+
+
+def test_file_has_its_final_mode_and_owner_before_it_appears(path, capsys, monkeypatch):
+    seen = []
+
+    def spy(real):
+        def rename(src, dst):
+            st = os.stat(src)
+            seen.append((stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, os.fsdecode(dst)))
+            real(src, dst)
+
+        return rename
+
+    monkeypatch.setattr(os, 'replace', spy(os.replace))
+    monkeypatch.setattr(os, 'rename', spy(os.rename))
+    args = {'path': path, 'name': 'alice', 'password': 'pw1', 'owner': '4242', 'group': '4242', 'mode': '0640'}
+    failed, res = run_module(orthanc_user, args, capsys)
+    assert not failed, res['msg']
+    assert seen == [(0o640, 4242, 4242, path)]
+    st = os.stat(path)
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o640, 4242, 4242)
+
+
+def test_a_failing_chown_leaves_no_file(path, capsys, monkeypatch):
+    def refuse(*_args, **_kwargs):
+        raise PermissionError(1, 'Operation not permitted')
+
+    monkeypatch.setattr(os, 'chown', refuse)
+    monkeypatch.setattr(os, 'lchown', refuse)
+    failed, res = run_module(orthanc_user, {'path': path, 'name': 'alice', 'password': 'pw1', 'owner': '4242'}, capsys)
+    assert failed
+    assert 'chown failed' in res['msg']
+    assert os.listdir(os.path.dirname(path)) == []
+
+
+def test_existing_owner_is_kept_when_not_given(path, capsys):
+    args = {'path': path, 'name': 'alice', 'password': 'pw1', 'owner': '4242', 'group': '4242'}
+    run_module(orthanc_user, args, capsys)
+    _failed, res = run_module(orthanc_user, {'path': path, 'name': 'alice', 'password': 'pw2'}, capsys)
+    assert res['changed'] is True
+    st = os.stat(path)
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o600, 4242, 4242)
