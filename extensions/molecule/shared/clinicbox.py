@@ -193,6 +193,26 @@ def started_at(host, name: str = "clinicpacs-orthanc") -> str:
     return host.run(f"docker inspect -f '{{{{.State.StartedAt}}}}' {name}").stdout.strip()
 
 
+BROKEN_IMAGE = "clinicpacs/orthanc:broken"
+
+
+def broken_image_script(source: str, tag: str = BROKEN_IMAGE) -> str:
+    """Shell for a box's Docker engine that builds `tag`, a broken release of `source`: its PostgreSQL plugin
+    files are emptied. Orthanc still answers `--version` (the role's version gate passes), then stops at once
+    when it loads the plugin ("file too short"), whatever entrypoint or command starts it."""
+    plugins = "find / -xdev -type f -name 'libOrthancPostgreSQL*.so*'"
+    return (
+        "set -e\n"
+        f"user=$(docker image inspect -f '{{{{.Config.User}}}}' {source})\n"
+        f"docker build -q -t {tag} - >/dev/null <<EOF\n"
+        f"FROM {source}\n"
+        "USER root\n"
+        f"RUN {plugins} | grep -q . && {plugins} -exec truncate -s 0 {{}} + && ! {plugins} -size +0 | grep -q .\n"
+        "USER ${user:-root}\n"
+        "EOF\n"
+    )
+
+
 # ----------------------------------------------------------------------------------------------------
 # TLS and DICOM from outside the box
 # ----------------------------------------------------------------------------------------------------

@@ -258,3 +258,57 @@ def test_drift_schedule_check_mode_changes_nothing():
     assert run.returncode == 0, run.stdout[-4000:]
     assert box(c, "test", "-e", "/etc/systemd/system/clinicpacs-drift-other.timer", check=False).returncode == 1
     assert box(c, "test", "-e", "/usr/local/sbin/clinicpacs-drift-other", check=False).returncode == 1
+
+
+def orthanc_container(name: str) -> tuple[str, str, str]:
+    """The Orthanc container of a box: its id, start time and image."""
+    out = box(name, "docker", "inspect", "-f", "{{.Id}} {{.State.StartedAt}} {{.Config.Image}}", "clinicpacs-orthanc")
+    container_id, started, image = out.stdout.split()
+    return container_id, started, image
+
+
+def backups(name: str) -> list[str]:
+    return sorted(box(name, "sh", "-c", "ls /var/backups/clinicpacs 2>/dev/null || true").stdout.split())
+
+
+def test_upgrade_check_mode_plans_the_waves_and_changes_nothing():
+    _a, b, c = BOXES.values()
+    before = {name: orthanc_container(name) for name in BOXES.values()}
+    run = clinicbox.playbook("upgrade.yml", "-e", f"upgrade_orthanc_image={clinicbox.BROKEN_IMAGE}", check=True)
+    assert run.returncode == 0, run.stdout[-4000:]
+    text = clinicbox.text(run)
+    assert f"Wave: the canary (alone); after it: {b}, {c}" in text
+    assert f"Wave: {b}, {c}; after it: none" in text
+    assert text.count("Check mode: nothing was changed.") == 3
+    assert all(clinicbox.changed(run, name) == 0 for name in BOXES.values())
+    assert {name: orthanc_container(name) for name in BOXES.values()} == before
+
+
+def test_failed_canary_stops_the_fleet_upgrade_before_clinic_2():
+    """upgrade.yml over the whole fleet to a broken image: the canary (A) fails and is rolled back, and the run
+    stops there. B and C could have been upgraded (the broken image is on their boxes too), but are untouched:
+    the same Orthanc container (id, start time, image) and no pre-upgrade backup."""
+    a, b, c = BOXES.values()
+    before = {name: orthanc_container(name) for name in BOXES.values()}
+    backups_before = {name: backups(name) for name in BOXES.values()}
+    for name in BOXES.values():
+        box(name, "sh", "-c", clinicbox.broken_image_script(before[name][2]))
+
+    # A broken Orthanc fails the health wait: 60 s of it is enough here.
+    run = clinicbox.playbook("upgrade.yml", "-e", f"upgrade_orthanc_image={clinicbox.BROKEN_IMAGE}",
+                             "-e", "pacs_wait_timeout=60")  # fmt: skip
+    assert run.returncode != 0, run.stdout[-4000:]
+    text = clinicbox.text(run)
+    assert f"upgrade of {a} to {clinicbox.BROKEN_IMAGE} failed" in text, run.stdout[-6000:]
+    assert f"rolled back to {before[a][2]}" in text
+    assert f"The fleet upgrade stops at {a}: left untouched (not backed up, not upgraded): {b}, {c}." in text
+    # The canary runs its previous image again and answers; a pre-upgrade backup was taken there only.
+    assert orthanc_container(a)[2] == before[a][2]
+    assert api(a, "GET", "/system")["Version"]
+    labels = [box(a, "cat", f"/var/backups/clinicpacs/{x}/MANIFEST", check=False).stdout
+              for x in backups(a) if x not in backups_before[a]]  # fmt: skip
+    assert [m for m in labels if "label=pre-upgrade" in m.splitlines()], labels
+    for name in (b, c):
+        assert orthanc_container(name) == before[name], f"{name} was touched"
+        assert backups(name) == backups_before[name], f"{name} was backed up"
+        assert f"[{name}]" not in run.stdout, f"a task ran on {name}"
