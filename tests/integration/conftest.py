@@ -1,6 +1,6 @@
-"""Real Orthanc 1.12.7 + PostgreSQL 17 for the module integration tests.
+"""Real Orthanc 1.13.0 (Debian forky) + PostgreSQL 17 for the module integration tests.
 
-One session-wide stack: a Docker network, ``clinicpacs/postgres:17`` and ``clinicpacs/orthanc:1.12.7`` with
+One session-wide stack: a Docker network, ``clinicpacs/postgres:17`` and ``clinicpacs/orthanc:1.13.0`` with
 the PostgreSQL index, authentication, ``DatabaseServerIdentifier`` and ``DicomModalitiesInDatabase``, its
 configuration directory bind-mounted from a temporary directory and its REST port published on a random
 loopback port. Everything is removed at the end, also on failure. The modules run for real through
@@ -24,7 +24,9 @@ import requests
 ROOT = Path(__file__).resolve().parents[2]
 COLLECTIONS = ROOT / '.collections'
 DOCKER = os.environ.get('DOCKER', '/usr/bin/docker')
-ORTHANC_IMAGE = os.environ.get('ORTHANC_IMAGE', 'clinicpacs/orthanc:1.12.7')
+ORTHANC_IMAGE = os.environ.get('ORTHANC_IMAGE', 'clinicpacs/orthanc:1.13.0')
+# The Debian-built images are tagged with their Orthanc version.
+ORTHANC_VERSION = ORTHANC_IMAGE.rsplit(':', 1)[1]
 POSTGRES_IMAGE = 'clinicpacs/postgres:17'
 PLUGIN_DIR = '/usr/share/orthanc/plugins'
 ANSIBLE = str(Path(sys.executable).parent / 'ansible')

@@ -21,7 +21,7 @@ from typing import ClassVar
 import pytest
 import requests
 
-from .conftest import run_ansible
+from .conftest import ORTHANC_VERSION, run_ansible
 
 pytestmark = pytest.mark.integration
 
@@ -83,7 +83,7 @@ def tls_server(tmp_path_factory):
     )  # fmt: skip
 
     class Handler(_Handler):
-        body: ClassVar[dict] = {'Version': '1.12.7', 'ApiVersion': 27, 'DatabaseBackendPlugin': None}
+        body: ClassVar[dict] = {'Version': ORTHANC_VERSION, 'ApiVersion': 27, 'DatabaseBackendPlugin': None}
 
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(str(cert), str(key))
@@ -212,9 +212,10 @@ def test_tls_verification_failure_and_ca_path(stack, baseline, tls_server):
     assert 'CERTIFICATE_VERIFY_FAILED' in res['msg'] and 'set ca_path' in res['msg']
     assert stack.modalities() == baseline
     # the same server is trusted with ca_path, or with validate_certs=false
-    assert run_ansible('orthanc_info', {'api_url': url, 'ca_path': cert, 'gather': []}, stack)['version'] == '1.12.7'
+    res = run_ansible('orthanc_info', {'api_url': url, 'ca_path': cert, 'gather': []}, stack)
+    assert res['version'] == ORTHANC_VERSION
     res = run_ansible('orthanc_info', {'api_url': url, 'validate_certs': False, 'gather': []}, stack)
-    assert res['version'] == '1.12.7'
+    assert res['version'] == ORTHANC_VERSION
 
 
 def test_user_invalid_name_leaves_file(stack):

@@ -1,4 +1,4 @@
-"""orthanc_import against a real Orthanc 1.12.7 with the PostgreSQL index: the real samples plus a non-DICOM
+"""orthanc_import against a real Orthanc 1.13.0 with the PostgreSQL index: the real samples plus a non-DICOM
 file and a truncated DICOM file; a second run imports nothing; an interrupted journal resumes."""
 
 import json

@@ -1,4 +1,4 @@
-"""orthanc_modality and orthanc_modalities against a real Orthanc 1.12.7 with the PostgreSQL index."""
+"""orthanc_modality and orthanc_modalities against a real Orthanc 1.13.0 with the PostgreSQL index."""
 
 import pytest
 

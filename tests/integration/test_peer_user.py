@@ -1,4 +1,4 @@
-"""orthanc_peer and orthanc_user against a real Orthanc 1.12.7 with the PostgreSQL index."""
+"""orthanc_peer and orthanc_user against a real Orthanc (1.13.0) with the PostgreSQL index."""
 
 import json
 import os
@@ -7,7 +7,7 @@ import stat
 import pytest
 import requests
 
-from .conftest import ORTHANC_UID, run_ansible
+from .conftest import ORTHANC_UID, ORTHANC_VERSION, run_ansible
 
 pytestmark = pytest.mark.integration
 
@@ -106,7 +106,7 @@ def test_user_lifecycle(stack):
 def test_info_reads_real_server(stack):
     res = run_ansible('orthanc_info', {}, stack, check=True)
     assert res['changed'] is False
-    assert res['version'] == '1.12.7'
+    assert res['version'] == ORTHANC_VERSION
     assert res['database_backend'] == 'PostgreSQL'
     assert res['system']['DatabaseServerIdentifier'].startswith('it-')
     assert 'postgresql-index' in res['plugins']
@@ -119,5 +119,5 @@ def test_action_group_module_defaults(stack):
         'api_url': stack.url, 'api_username': stack.auth[0], 'api_password': stack.auth[1]}}  # fmt: skip
     res = run_ansible('orthanc_info', {'gather': ['modalities']}, play_extra={'module_defaults': defaults})
     assert not res.get('failed'), res
-    assert res['version'] == '1.12.7'
+    assert res['version'] == ORTHANC_VERSION
     assert res['orthanc_requests'] == {'GET': 2}

@@ -1,4 +1,4 @@
-"""orthanc_peers (the whole peer list in one task) against a real Orthanc 1.12.7 with the PostgreSQL index."""
+"""orthanc_peers (the whole peer list in one task) against a real Orthanc 1.13.0 with the PostgreSQL index."""
 
 import pytest
 import requests

@@ -246,24 +246,50 @@ def test_https_accepts_a_strong_cipher(host):
 # ----------------------------------------------------------------------------------------------------
 
 
-def test_version_gate_refuses_old_orthanc_without_override(host):
-    res = _playbook("gate.yml", "-e", '{"pacs_orthanc_allow_below_minimum": false}')
+OLD_IMAGE = "clinicpacs/orthanc:1.12.7"
+
+
+@pytest.fixture(scope="module")
+def old_image() -> str:
+    """Debian trixie's Orthanc 1.12.7, below the role's minimum 1.13.0, loaded into the box's engine."""
+    load = [clinicbox.DOCKER, "exec", BOX, "docker", "load", "-i", "/srv/image-archives/orthanc_1.12.7.tar"]
+    subprocess.run(load, check=True, capture_output=True, timeout=300)  # noqa: S603 - fixed docker command on our box
+    return OLD_IMAGE
+
+
+def test_version_gate_refuses_old_orthanc_without_override(old_image):
+    res = _playbook("gate.yml", "-e", json.dumps({"pacs_orthanc_image": old_image}))
     out = res.stdout + res.stderr
     assert res.returncode != 0, out[-3000:]
-    for text in ("clinicpacs/orthanc:1.12.7", "Orthanc 1.12.7", "1.12.11", "pacs_orthanc_allow_below_minimum"):
-        assert text in out, out[-3000:]
+    for text in (
+        f"image {old_image} refused: it has Orthanc 1.12.7, older than the minimum 1.13.0",
+        "pacs_orthanc_allow_below_minimum",
+    ):
+        assert text in " ".join(out.split()), out[-3000:]
 
 
-def test_version_gate_lets_it_pass_with_the_override(host):
-    res = _playbook("gate.yml", "-e", '{"pacs_orthanc_allow_below_minimum": true}')
+def test_version_gate_lets_it_pass_with_the_override(old_image):
+    extra = {"pacs_orthanc_image": old_image, "pacs_orthanc_allow_below_minimum": True}
+    res = _playbook("gate.yml", "-e", json.dumps(extra))
     assert res.returncode == 0, res.stdout[-3000:]
-    assert "WARNING: image clinicpacs/orthanc:1.12.7 has Orthanc 1.12.7" in res.stdout, res.stdout[-3000:]
+    warning = f"WARNING: image {old_image}: it has Orthanc 1.12.7, older than the minimum 1.13.0"
+    assert warning in " ".join(res.stdout.split()), res.stdout[-3000:]
 
 
-def test_version_gate_passes_a_new_enough_orthanc(host):
-    extra = '{"pacs_orthanc_allow_below_minimum": false, "pacs_orthanc_minimum_version": "1.12.7"}'
-    res = _playbook("gate.yml", "-e", extra)
+def test_version_gate_passes_the_clinic_image_without_override(host):
+    """The scenario's image (Debian's Orthanc 1.13.0) with the role's own minimum and no override."""
+    res = _playbook("gate.yml")
     assert res.returncode == 0, res.stdout[-3000:]
+    assert "has Orthanc 1.13.0" in res.stdout, res.stdout[-3000:]
+
+
+def test_image_step_refuses_an_image_without_a_plugin_and_names_it(host):
+    extra = {"pacs_orthanc_plugins": ["libOrthancPostgreSQLIndex.so", "libOrthancNoSuchPlugin.so"]}
+    res = _playbook("gate.yml", "-e", json.dumps(extra))
+    out = " ".join((res.stdout + res.stderr).split())
+    assert res.returncode != 0, out[-3000:]
+    assert "plugin libOrthancNoSuchPlugin.so is not in the image" in out, out[-3000:]
+    assert "libOrthancPostgreSQLIndex.so is not in the image" not in out, out[-3000:]
 
 
 # ----------------------------------------------------------------------------------------------------
