@@ -396,6 +396,38 @@ def test_orthancteam_layout_fails_under_role_hardening(
     assert "starting: Orthanc" not in output  # it never got to Orthanc
 
 
+@pytest.mark.parametrize(
+    ("image", "binary", "folder"),
+    [
+        pytest.param(TEAM_IMAGE, "/usr/local/bin/Orthanc", AVAILABLE, id="orthancteam"),
+        pytest.param(
+            PLUGINS_IMAGE, "/usr/local/sbin/Orthanc", "/usr/local/share/orthanc/plugins", id="orthanc-plugins"
+        ),
+    ],
+)
+def test_layout_runs_under_role_hardening_when_the_role_owns_the_process(
+    image: str, binary: str, folder: str, boxes: Containers, stack: Stack, tmp_path: Path
+) -> None:
+    """The fix the pacs role applies: the same hardening, the image's Orthanc binary as entrypoint with
+    /etc/orthanc/, and the plugin paths the image step finds. The image's own entrypoint never runs."""
+    require_image(image)
+    plugins = [f"{folder}/libOrthancPostgreSQLIndex.so", f"{folder}/libOrthancDicomWeb.so"]
+    config = write_dir(tmp_path / "conf", role_like_config(stack, stack.database(), plugins), ROLE_UID, 0o600)
+    data = tmp_path / "data"
+    data.mkdir()
+    os.chown(data, ROLE_UID, ROLE_UID)
+    container = boxes.run(
+        f"owned-{image.split('/')[1].split(':')[0]}", "--network", stack.network, "-p", "127.0.0.1::8042",
+        *role_hardening(config, data), "--entrypoint", binary, image, "/etc/orthanc/",
+    )  # fmt: skip
+    system = wait_orthanc(container, url_of(container), AUTH)
+    assert system["Version"] == VERSION
+    assert system["DatabaseBackendPlugin"] == plugins[0]
+    assert docker("exec", container, "id", "-u").stdout.strip() == str(ROLE_UID)
+    if image == TEAM_IMAGE:
+        assert docker("exec", container, "cat", "/etc/hostid").stdout.strip() == "not-generated"
+
+
 @pytest.mark.parametrize("exec_option", [True, False], ids=["exec-tmpfs", "noexec-tmpfs"])
 def test_orthancteam_layout_hardened_with_a_plugins_tmpfs(
     exec_option: bool, boxes: Containers, stack: Stack, tmp_path: Path
