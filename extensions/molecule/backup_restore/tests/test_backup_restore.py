@@ -110,7 +110,7 @@ def test_backup_written_atomically_with_checksums(host, clinic):
     assert host.run(f"ls -a {BACKUPS}").stdout.count(".tmp-") == 0
     manifest = host.file(f"{d}/MANIFEST").content_string
     assert f"instances={UNIQUE}" in manifest
-    assert "orthanc_image=clinicpacs/orthanc:1.12.7" in manifest
+    assert "orthanc_image=clinicpacs/orthanc:1.13.0" in manifest
     assert host.run(f"cd {d} && sha256sum --check --quiet --strict SHA256SUMS").rc == 0
     # pg_dump custom format, and a storage file per instance.
     assert host.run(f"head -c 5 {d}/postgresql.dump").stdout == "PGDMP"
