@@ -82,7 +82,7 @@ for ((i = 0; i < LANES; i++)); do lane_jobs[i]=""; done
 declare -a lane_cost=()
 cost() {
   case "${1#molecule:}" in
-    fleet) echo 7 ;; upgrade) echo 5 ;; default | security | backup_restore) echo 4 ;; bench | integration) echo 2 ;;
+    fleet | layouts) echo 7 ;; upgrade) echo 5 ;; default | security | backup_restore) echo 4 ;; bench | integration) echo 2 ;;
     smoke) echo 1 ;; *) echo 4 ;;
   esac
 }
