@@ -16,7 +16,7 @@ export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
 export PYTHONDONTWRITEBYTECODE := 1
 
 PYTEST := $(BIN)/pytest -p no:cacheprovider
-MOLECULE_SCENARIOS ?= smoke default security fleet backup_restore upgrade
+MOLECULE_SCENARIOS ?= smoke default security fleet backup_restore upgrade layouts
 # tools/setup.sh's profile: demo when `make demo` is the goal, test (everything) otherwise and whenever
 # `make test` is a goal too. SETUP_SKIP=1 skips it (a machine set up by hand).
 SETUP_PROFILE ?= $(if $(filter test,$(MAKECMDGOALS)),test,$(if $(filter demo,$(MAKECMDGOALS)),demo,test))

@@ -82,7 +82,8 @@ for ((i = 0; i < LANES; i++)); do lane_jobs[i]=""; done
 declare -a lane_cost=()
 cost() {
   case "${1#molecule:}" in
-    fleet) echo 9 ;; upgrade) echo 5 ;; default | security | backup_restore) echo 4 ;; bench | integration) echo 2 ;;
+    fleet) echo 9 ;; layouts) echo 8 ;; upgrade) echo 5 ;; default | security | backup_restore) echo 4 ;;
+    bench | integration) echo 2 ;;
     smoke) echo 1 ;; *) echo 4 ;;
   esac
 }
