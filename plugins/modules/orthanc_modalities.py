@@ -218,7 +218,7 @@ deleted:
 already_absent:
   description:
     - Names of the devices this run was to remove but that were gone when it sent the C(DELETE) (Orthanc
-      answered 404: another run or client removed them after this run read the list). Absent is the goal, so
+      answered 404 because another run or client removed them after this run read the list). Absent is the goal, so
       this is not a failure, and not a change made by this run (not in RV(deleted), RV(diff) nor C(changed)).
   returned: always
   type: list
