@@ -452,9 +452,19 @@ class OrthancClient(object):
         """POST a JSON ``body`` (or ``raw`` text) to ``path``."""
         return self.request('POST', path, body=body, ok=ok, raw=raw, expect=expect)
 
-    def delete(self, path, ok=(200,)):
-        """DELETE ``path``."""
-        return self.request('DELETE', path, ok=ok)
+    def delete(self, path, ok=(200,), missing_ok=False):
+        """DELETE ``path``; return ``True`` when Orthanc removed it.
+
+        With ``missing_ok`` an answer 404 (nothing at ``path``, e.g. another client removed it after we read
+        it) is not an error and returns ``False``: nothing was removed by this call.
+        """
+        try:
+            self.request('DELETE', path, ok=ok)
+        except OrthancError as exc:
+            if missing_ok and exc.status == 404:
+                return False
+            raise
+        return True
 
     @staticmethod
     def quote(name):

@@ -197,12 +197,14 @@ def read_modalities(client):
 
 
 def write_change(client, change):
-    """Apply one Change from plan_changes to Orthanc."""
+    """Apply one Change from plan_changes to Orthanc; ``False`` when a delete found the device already gone."""
     path = '/modalities/' + client.quote(change.name)
     if change.action == 'delete':
-        client.delete(path)
-    else:
-        client.put(path, change.after)
+        # Absent is the goal: a 404 means another run removed it after our read, not a failure. False tells
+        # OrthancModule.apply that this run changed nothing.
+        return client.delete(path, missing_ok=True)
+    client.put(path, change.after)
+    return True
 
 
 def echo(client, name, config):

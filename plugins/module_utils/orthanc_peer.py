@@ -168,12 +168,15 @@ def read_peers(client):
 
 
 def write_change(client, change):
-    """Apply one Change from plan_changes to Orthanc (the complete peer on PUT)."""
+    """Apply one Change from plan_changes to Orthanc (the complete peer on PUT); ``False`` when a delete found the
+    peer already gone."""
     path = '/peers/' + client.quote(change.name)
     if change.action == 'delete':
-        client.delete(path)
-    else:
-        client.put(path, {k: v for k, v in change.after.items() if k != 'HttpHeaders' and v is not None})
+        # Absent is the goal: a 404 means another run removed it after our read, not a failure. False tells
+        # OrthancModule.apply that this run changed nothing.
+        return client.delete(path, missing_ok=True)
+    client.put(path, {k: v for k, v in change.after.items() if k != 'HttpHeaders' and v is not None})
+    return True
 
 
 def converge(om, items, exclusive=False):

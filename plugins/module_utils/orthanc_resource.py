@@ -10,7 +10,9 @@ The pattern every module follows:
 1. read the current objects once (``{name: object}``),
 2. ``plan_changes(current, desired, exclusive)`` lists what differs (create / update / delete) and builds the
    ``diff`` (before/after, secrets masked),
-3. ``OrthancModule.apply(plan, writer)`` calls ``writer(change)`` for every change unless in check mode,
+3. ``OrthancModule.apply(plan, writer)`` calls ``writer(change)`` for every change unless in check mode; a
+   writer returns ``False`` when the object was already as wanted (a delete answered 404 because another run
+   removed it first), and the change is then dropped from the plan (``plan.already``),
 4. ``OrthancModule.exit(...)`` returns ``changed``, ``diff``, the objects and ``orthanc_requests``.
 """
 
@@ -66,15 +68,27 @@ class Change(object):
 
 
 class Plan(object):
-    """The result of ``plan_changes``: ``changes`` (list of Change) and ``diff`` (before/after dicts)."""
+    """The result of ``plan_changes``: ``changes`` (list of Change) and ``diff`` (before/after dicts).
+
+    ``already`` lists the planned changes that turned out to be made already when they were written (another
+    client got there between our read and our write); they are no longer in ``changes`` nor in ``diff``.
+    """
 
     def __init__(self, changes, diff):
         self.changes = changes
         self.diff = diff
+        self.already = []
 
     @property
     def changed(self):
         return bool(self.changes)
+
+    def drop(self, change):
+        """Take ``change`` out of the plan and its diff and record it in ``already``: not a change of this run."""
+        self.changes.remove(change)
+        for side in ('before', 'after'):
+            self.diff[side].pop(change.name, None)
+        self.already.append(change)
 
 
 def plan_changes(current, desired, exclusive=False, secret_keys=(), force_secret=(), keep=None):
@@ -132,6 +146,25 @@ def plan_changes(current, desired, exclusive=False, secret_keys=(), force_secret
                 changes.append(Change('delete', name, before=current[name]))
                 before[name] = mask_secrets(current[name], secret_keys)
     return Plan(changes, {'before': before, 'after': after})
+
+
+CONFIRM_REMOVE_ALL = 'confirm_remove_all'
+
+
+def remove_all_refusal(params, option, what):
+    """The one-line refusal of ``exclusive=true`` with no present item in the list option ``option``, or ``None``.
+
+    Such a run removes every ``what`` known to Orthanc (an empty list, or only ``state: absent`` items). That is
+    what an inventory variable left empty by mistake would do, so it needs ``confirm_remove_all=true``.
+    """
+    if not params.get('exclusive') or params.get(CONFIRM_REMOVE_ALL):
+        return None
+    if any(item.get('state', 'present') == 'present' for item in params.get(option) or []):
+        return None
+    return (
+        f'exclusive=true with no present item in {option} would remove every {what} known to Orthanc; set '
+        f'{CONFIRM_REMOVE_ALL}=true to confirm that this is wanted'
+    )
 
 
 def _secret_strings(value):
@@ -244,14 +277,20 @@ class OrthancModule(object):
     def apply(self, plan, writer):
         """Run ``writer(change)`` for every planned change, never in check mode.
 
+        A writer that returns ``False`` found the object already as wanted (a delete that Orthanc answers with
+        404: another run removed it after our read, and absent is the goal). The change is then dropped from
+        the plan (``plan.already``), so it is neither reported nor counted as made by this run.
+
         A failing write stops the run: the failure says ``changed: true`` when earlier writes were made and
         names them (``done`` in the result, and in the message).
         """
         if self.check_mode:
             return
-        for change in plan.changes:
+        for change in list(plan.changes):
             try:
-                writer(change)
+                if writer(change) is False:
+                    plan.drop(change)
+                    continue
             except OrthancError as exc:
                 done = ', '.join(f'{c.action} {c.name}' for c in self.done)
                 self.fail(

@@ -127,8 +127,19 @@ options:
   exclusive:
     description:
       - Remove every device known to Orthanc that is not in O(modalities).
+      - With no present device in O(modalities) (an empty list, or only V(absent) items) this removes every
+        device, and the module refuses unless O(confirm_remove_all=true).
     type: bool
     default: false
+  confirm_remove_all:
+    description:
+      - Confirm that O(exclusive=true) with no present device in O(modalities) is meant to remove every device
+        known to Orthanc. Without it such a run fails before any request, so that a device list left empty by
+        mistake (an undefined or misspelt inventory variable) cannot wipe a clinic's devices.
+      - Has no effect when O(exclusive=false) or when O(modalities) lists a present device.
+    type: bool
+    default: false
+    version_added: 0.1.0
   echo:
     description:
       - After the writes, run a C-ECHO from Orthanc to every device that was created or changed.
@@ -165,6 +176,16 @@ EXAMPLES = r'''
         aet: VIEWER1
         host: 192.0.2.31
         port: 4006
+
+- name: A clinic that has no DICOM device any more (removes every device, on purpose)
+  clinicpacs.orthanc.orthanc_modalities:
+    api_url: https://pacs.clinic.example
+    api_username: ansible
+    api_password: "{{ vault_orthanc_ansible_password }}"
+    ca_path: /etc/ssl/clinic-ca.pem
+    exclusive: true
+    confirm_remove_all: true
+    modalities: []
 '''
 
 RETURN = r'''
@@ -189,11 +210,20 @@ updated:
   type: dict
   sample: {pano: [Port]}
 deleted:
-  description: Names of the devices removed.
+  description: Names of the devices removed by this run.
   returned: always
   type: list
   elements: str
   sample: [old-sensor]
+already_absent:
+  description:
+    - Names of the devices this run was to remove but that were gone when it sent the C(DELETE) (Orthanc
+      answered 404 because another run or client removed them after this run read the list). Absent is the goal, so
+      this is not a failure, and not a change made by this run (not in RV(deleted), RV(diff) nor C(changed)).
+  returned: always
+  type: list
+  elements: str
+  sample: []
 echo:
   description: C-ECHO outcome per created or changed device, V(ok) or V(failed).
   returned: when O(echo=true)
@@ -232,6 +262,7 @@ from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_modalit
 from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_resource import (  # noqa: E402
     OrthancModule,
     plan_changes,
+    remove_all_refusal,
 )
 
 
@@ -241,11 +272,15 @@ def main():
     spec = {
         'modalities': {'type': 'list', 'elements': 'dict', 'required': True, 'options': item},
         'exclusive': {'type': 'bool', 'default': False},
+        'confirm_remove_all': {'type': 'bool', 'default': False},
         'echo': {'type': 'bool', 'default': False},
         'echo_failure': {'type': 'str', 'default': 'fail', 'choices': ['fail', 'warn']},
     }
     om = OrthancModule(spec)
     p = om.params
+    refusal = remove_all_refusal(p, 'modalities', 'device')
+    if refusal:
+        om.fail(refusal)
     errors = []
     seen = {}
     desired = {}
@@ -276,6 +311,7 @@ def main():
         'created': [c.name for c in plan.changes if c.action == 'create'],
         'updated': {c.name: c.fields for c in plan.changes if c.action == 'update'},
         'deleted': [c.name for c in plan.changes if c.action == 'delete'],
+        'already_absent': [c.name for c in plan.already],
     }
     if p['echo']:
         result['echo'] = {}

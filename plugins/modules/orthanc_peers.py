@@ -107,8 +107,19 @@ options:
   exclusive:
     description:
       - Remove every peer known to Orthanc that is not in O(peers).
+      - With no present peer in O(peers) (an empty list, or only V(absent) items) this removes every peer, and the
+        module refuses unless O(confirm_remove_all=true).
     type: bool
     default: false
+  confirm_remove_all:
+    description:
+      - Confirm that O(exclusive=true) with no present peer in O(peers) is meant to remove every peer known to
+        Orthanc. Without it such a run fails before any request, so that a peer list left empty by mistake (an
+        undefined or misspelt inventory variable) cannot remove a clinic's peers.
+      - Has no effect when O(exclusive=false) or when O(peers) lists a present peer.
+    type: bool
+    default: false
+    version_added: 0.1.0
 notes:
   - Verification of the peers' server certificates is global in Orthanc (C(HttpsVerifyPeers),
     C(HttpsCACertificates)), not a per-peer setting.
@@ -161,11 +172,20 @@ updated:
   type: dict
   sample: {central: [Timeout]}
 deleted:
-  description: Names of the peers removed.
+  description: Names of the peers removed by this run.
   returned: always
   type: list
   elements: str
   sample: [old-archive]
+already_absent:
+  description:
+    - Names of the peers this run was to remove but that were gone when it sent the C(DELETE) (Orthanc answered
+      404 because another run or client removed them after this run read the list). Absent is the goal, so this is not
+      a failure, and not a change made by this run (not in RV(deleted), RV(diff) nor C(changed)).
+  returned: always
+  type: list
+  elements: str
+  sample: []
 diff:
   description: Configuration before and after of every peer that changes, keyed by name, passwords masked.
   returned: always
@@ -194,16 +214,23 @@ from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_peer im
     public,
     validate,
 )
-from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_resource import OrthancModule  # noqa: E402
+from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_resource import (  # noqa: E402
+    OrthancModule,
+    remove_all_refusal,
+)
 
 
 def main():
     spec = {
         'peers': {'type': 'list', 'elements': 'dict', 'required': True, 'options': peer_options()},
         'exclusive': {'type': 'bool', 'default': False},
+        'confirm_remove_all': {'type': 'bool', 'default': False},
     }
     om = OrthancModule(spec)
     p = om.params
+    refusal = remove_all_refusal(p, 'peers', 'peer')
+    if refusal:
+        om.fail(refusal)
     errors = []
     items = {}
     seen = {}
@@ -229,6 +256,7 @@ def main():
         created=[c.name for c in plan.changes if c.action == 'create'],
         updated={c.name: c.fields for c in plan.changes if c.action == 'update'},
         deleted=[c.name for c in plan.changes if c.action == 'delete'],
+        already_absent=[c.name for c in plan.already],
     )
 
 

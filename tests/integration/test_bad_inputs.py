@@ -360,7 +360,7 @@ def test_failure_after_writes_reports_changed_and_what_was_done(stack):
         ), res['msg']
         assert sorted(stack.peers()) == ['it-first']
     finally:
-        run_ansible('orthanc_peers', {'peers': [], 'exclusive': True}, stack)
+        run_ansible('orthanc_peers', {'peers': [], 'exclusive': True, 'confirm_remove_all': True}, stack)
     assert stack.peers() == {}
 
 

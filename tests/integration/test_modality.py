@@ -1,11 +1,15 @@
 """orthanc_modality and orthanc_modalities against a real Orthanc 1.13.0 with the PostgreSQL index."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
+import requests
 
 from .conftest import run_ansible
 
 pytestmark = pytest.mark.integration
 
+STALE = 150
 PANO = {'name': 'pano', 'aet': 'PANO01', 'host': '192.0.2.20', 'port': 104, 'allow_move': False}
 
 
@@ -107,8 +111,6 @@ def test_device_list_exclusive_and_converged_costs_one_get(stack):
     # drift: one device edited behind Ansible's back, one added
     items = devices(50)
     stack_put = {'AET': 'DEV07', 'Host': '10.1.0.8', 'Port': 9999}
-    import requests
-
     requests.put(f'{stack.url}/modalities/dev07', json=stack_put, auth=stack.auth, timeout=10).raise_for_status()
     requests.put(f'{stack.url}/modalities/rogue', json=stack_put, auth=stack.auth, timeout=10).raise_for_status()
     res = run_ansible('orthanc_modalities', {'modalities': items, 'exclusive': True}, stack, diff=True)
@@ -116,7 +118,48 @@ def test_device_list_exclusive_and_converged_costs_one_get(stack):
     assert res['deleted'] == ['rogue']
     assert res['orthanc_requests'] == {'GET': 1, 'PUT': 1, 'DELETE': 1}
 
-    # cleanup through the module: an empty exclusive list removes everything
+    # an empty exclusive list would remove everything: refused without confirm_remove_all, before any request
     res = run_ansible('orthanc_modalities', {'modalities': [], 'exclusive': True}, stack)
+    assert res.get('failed') is True and res['changed'] is False, res
+    assert 'confirm_remove_all=true' in res['msg'] and '\n' not in res['msg']
+    assert 'orthanc_requests' not in res or res['orthanc_requests'] == {}
+    assert len(stack.modalities()) == 50
+
+    # cleanup through the module: confirmed, an empty exclusive list removes everything
+    res = run_ansible('orthanc_modalities', {'modalities': [], 'exclusive': True, 'confirm_remove_all': True}, stack)
     assert len(res['deleted']) == 50
     assert stack.modalities() == {}
+
+
+def test_three_parallel_exclusive_runs_all_succeed(stack):
+    """Issue 15, item 8: three runs read the same stale devices and race to delete them; a DELETE answered 404
+    (another run removed the device first) reaches the goal. Every run succeeds, each stale device is reported
+    removed by exactly one run (``deleted``) and as ``already_absent`` by the others that tried, and the end
+    state is the list."""
+    # many stale devices, so that the deletes of the three runs overlap whatever the start-up skew
+    stale = [f'stale{i:03d}' for i in range(STALE)]
+    with requests.Session() as session:
+        for name in stale:
+            body = {'AET': name.upper()[:16], 'Host': '10.9.9.9', 'Port': 104}
+            session.put(f'{stack.url}/modalities/{name}', json=body, auth=stack.auth, timeout=10).raise_for_status()
+    wanted = devices(3)
+    args = {'modalities': wanted, 'exclusive': True}
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(lambda _i: run_ansible('orthanc_modalities', args, stack), range(3)))
+
+    for res in results:
+        assert not res.get('failed'), res.get('msg')
+        assert res['_rc'] == 0, res['_stderr']
+    deleted = [name for res in results for name in res['deleted']]
+    assert sorted(deleted) == stale, 'each stale device is reported removed by exactly one run'
+    for res in results:
+        assert not set(res['deleted']) & set(res['already_absent'])
+        assert res['orthanc_requests']['DELETE'] == len(res['deleted']) + len(res['already_absent'])
+    raced = sum(len(res['already_absent']) for res in results)
+    assert raced > 0, 'the three runs did not race for the same device: the test proves nothing'
+    assert sorted(stack.modalities()) == [d['name'] for d in wanted]
+
+    # converged: the next exclusive run changes nothing
+    res = run_ansible('orthanc_modalities', args, stack)
+    assert res['changed'] is False and res['already_absent'] == [] and res['orthanc_requests'] == {'GET': 1}
+    run_ansible('orthanc_modalities', {'modalities': [], 'exclusive': True, 'confirm_remove_all': True}, stack)

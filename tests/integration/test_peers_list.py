@@ -13,7 +13,7 @@ B = {'name': 'teleradio', 'url': 'https://tr.example.invalid/orthanc', 'username
 
 def test_peers_list_lifecycle(stack):
     # clean slate for this test's peers (the session stack is shared)
-    run_ansible('orthanc_peers', {'peers': [], 'exclusive': True}, stack)
+    run_ansible('orthanc_peers', {'peers': [], 'exclusive': True, 'confirm_remove_all': True}, stack)
 
     # create two peers
     res = run_ansible('orthanc_peers', {'peers': [A, B]}, stack, diff=True)
@@ -62,5 +62,5 @@ def test_peers_list_lifecycle(stack):
     assert stack.peers() == before_peers
 
     # clean up
-    res = run_ansible('orthanc_peers', {'peers': [], 'exclusive': True}, stack)
+    res = run_ansible('orthanc_peers', {'peers': [], 'exclusive': True, 'confirm_remove_all': True}, stack)
     assert res['changed'] is True and stack.peers() == {}

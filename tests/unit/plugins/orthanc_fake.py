@@ -46,6 +46,8 @@ class FakeOrthanc:
         self.echo_ok = True
         self.fail_next = []  # list of (status, body) answered before the normal handling
         self.fail_on = {}  # (method, path) -> (status, body) answered instead of the normal handling
+        # names another client removes right after we read the list (a concurrent run deleting them first)
+        self.gone_after_read = set()
         self.system = {
             'Version': '1.12.7',
             'ApiVersion': 27,
@@ -88,7 +90,10 @@ class FakeOrthanc:
         if parts[0] in ('modalities', 'peers'):
             store = self.modalities if parts[0] == 'modalities' else self.peers
             if len(parts) == 1 and method == 'GET':
-                return self._ok(store)
+                answer = self._ok(store)
+                for gone in self.gone_after_read:
+                    store.pop(gone, None)
+                return answer
             name = parts[1]
             if len(parts) == 3 and parts[2] == 'echo':
                 if self.echo_ok:

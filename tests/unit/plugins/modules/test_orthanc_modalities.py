@@ -1,6 +1,7 @@
 import json
 
 import pytest
+from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_modality import to_orthanc
 from ansible_collections.clinicpacs.orthanc.plugins.modules import orthanc_modalities
 
 from ..orthanc_fake import FakeOrthanc, install, run_module
@@ -147,3 +148,86 @@ def test_api_password_never_appears_when_the_list_is_malformed(fake, capsys, ite
     assert 'Api-Secret-88' not in json.dumps(res)
     assert res['invocation']['module_args']['api_password'] == 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER'
     assert fake.calls == []
+
+
+# -- issue 15, item 8: concurrent exclusive runs, and an empty exclusive list ----------------------------------------
+def test_device_removed_by_another_run_is_not_a_failure_nor_our_change(fake, capsys):
+    """A DELETE answered 404 (another run removed the device after our read) reaches the goal: success, and not
+    reported as removed by this run."""
+    fake.add_modality('old', AET='OLD', Host='10.9.9.9', Port=104)
+    fake.add_modality('stale', AET='STALE', Host='10.9.9.8', Port=104)
+    run_module(orthanc_modalities, dict(BASE, modalities=devices(1)), capsys)  # dev00 exists already
+    fake.calls.clear()
+    fake.gone_after_read = {'old'}
+    failed, res = run_module(orthanc_modalities, dict(BASE, modalities=devices(1), exclusive=True), capsys)
+    assert not failed, res['msg']
+    assert ('DELETE', '/modalities/old', None) in fake.calls
+    assert res['already_absent'] == ['old']
+    assert res['deleted'] == ['stale']
+    assert res['changed'] is True
+    assert sorted(res['diff']['before']) == ['stale']
+    assert sorted(fake.modalities) == ['dev00']
+
+
+def test_only_devices_removed_by_another_run_reports_unchanged(fake, capsys):
+    fake.add_modality('dev00', **to_orthanc(devices(1)[0]))
+    fake.add_modality('old', AET='OLD', Host='10.9.9.9', Port=104)
+    fake.gone_after_read = {'old'}
+    failed, res = run_module(orthanc_modalities, dict(BASE, modalities=devices(1), exclusive=True), capsys)
+    assert not failed, res['msg']
+    assert res['changed'] is False
+    assert res['deleted'] == []
+    assert res['already_absent'] == ['old']
+    assert res['diff'] == {'before': {}, 'after': {}}
+    assert res['orthanc_requests'] == {'GET': 1, 'DELETE': 1}
+
+
+def test_other_delete_errors_still_fail(fake, capsys):
+    fake.add_modality('old', AET='OLD', Host='10.9.9.9', Port=104)
+    fake.fail_on[('DELETE', '/modalities/old')] = (500, {'HttpStatus': 500, 'Message': 'Internal error'})
+    failed, res = run_module(
+        orthanc_modalities, dict(BASE, modalities=[], exclusive=True, confirm_remove_all=True), capsys
+    )
+    assert failed
+    assert 'HTTP 500' in res['msg']
+    assert 'old' in fake.modalities
+
+
+@pytest.mark.parametrize('items', [[], [{'name': 'old', 'state': 'absent'}]], ids=['empty', 'only-absent'])
+def test_exclusive_without_a_present_device_needs_confirm_remove_all(fake, capsys, items):
+    fake.add_modality('old', AET='OLD', Host='10.9.9.9', Port=104)
+    failed, res = run_module(orthanc_modalities, dict(BASE, modalities=items, exclusive=True), capsys)
+    assert failed
+    assert res['changed'] is False
+    assert 'confirm_remove_all=true' in res['msg']
+    assert '\n' not in res['msg']
+    assert fake.calls == []
+    assert 'old' in fake.modalities
+
+
+def test_exclusive_empty_list_refused_in_check_mode_too(fake, capsys):
+    args = dict(BASE, modalities=[], exclusive=True, _ansible_check_mode=True)
+    failed, res = run_module(orthanc_modalities, args, capsys)
+    assert failed
+    assert 'confirm_remove_all' in res['msg']
+
+
+def test_confirm_remove_all_removes_every_device(fake, capsys):
+    fake.add_modality('old', AET='OLD', Host='10.9.9.9', Port=104)
+    fake.add_modality('older', AET='OLDER', Host='10.9.9.8', Port=104)
+    args = dict(BASE, modalities=[], exclusive=True, confirm_remove_all=True)
+    failed, res = run_module(orthanc_modalities, args, capsys)
+    assert not failed
+    assert res['deleted'] == ['old', 'older']
+    assert fake.modalities == {}
+    _failed, res = run_module(orthanc_modalities, args, capsys)
+    assert res['changed'] is False
+    assert res['orthanc_requests'] == {'GET': 1}
+
+
+def test_empty_list_without_exclusive_needs_no_confirmation(fake, capsys):
+    fake.add_modality('old', AET='OLD', Host='10.9.9.9', Port=104)
+    failed, res = run_module(orthanc_modalities, dict(BASE, modalities=[]), capsys)
+    assert not failed
+    assert res['changed'] is False
+    assert 'old' in fake.modalities

@@ -208,3 +208,33 @@ def test_item_passwords_after_a_malformed_item_are_hidden_too(fake, capsys):
     assert failed
     text = json.dumps(res)
     assert 'Api-Secret-77' not in text and 'Peer-Pw-5' not in text and 'Kv-Pw-6' not in text
+
+
+# -- issue 15, item 8: concurrent exclusive runs, and an empty exclusive list ----------------------------------------
+def test_peer_removed_by_another_run_is_not_a_failure_nor_our_change(fake, capsys):
+    run(capsys, peers(3))
+    fake.calls.clear()
+    fake.gone_after_read = {'peer2'}
+    failed, res = run(capsys, peers(2), exclusive=True)
+    assert not failed, res['msg']
+    assert ('DELETE', '/peers/peer2', None) in fake.calls
+    assert res['changed'] is False
+    assert res['deleted'] == []
+    assert res['already_absent'] == ['peer2']
+    assert res['diff'] == {'before': {}, 'after': {}}
+    assert sorted(fake.peers) == ['peer0', 'peer1']
+
+
+@pytest.mark.parametrize('items', [[], [{'name': 'peer0', 'state': 'absent'}]], ids=['empty', 'only-absent'])
+def test_exclusive_without_a_present_peer_needs_confirm_remove_all(fake, capsys, items):
+    run(capsys, peers(2))
+    fake.calls.clear()
+    failed, res = run(capsys, items, exclusive=True)
+    assert failed
+    assert 'confirm_remove_all=true' in res['msg']
+    assert fake.calls == []
+    assert sorted(fake.peers) == ['peer0', 'peer1']
+    failed, res = run(capsys, items, exclusive=True, confirm_remove_all=True)
+    assert not failed
+    assert res['deleted'] == ['peer0', 'peer1']
+    assert fake.peers == {}
