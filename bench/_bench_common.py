@@ -26,7 +26,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # BENCH_RESULTS: another folder for the results (make test's smoke run of every benchmark writes under .cache).
 RESULTS = os.environ.get('BENCH_RESULTS') or os.path.join(ROOT, 'bench', 'results')
 DOCKER = os.environ.get('DOCKER', '/usr/bin/docker')
-ORTHANC_IMAGE = os.environ.get('BENCH_ORTHANC_IMAGE', 'clinicpacs/orthanc:1.12.7')
+# The Orthanc the role deploys by default is 1.13.0 or newer (pacs_orthanc_minimum_version): measure that one.
+ORTHANC_IMAGE = os.environ.get('BENCH_ORTHANC_IMAGE', 'clinicpacs/orthanc:1.13.0')
 POSTGRES_IMAGE = os.environ.get('BENCH_POSTGRES_IMAGE', 'clinicpacs/postgres:17')
 ORTHANC_UID = 4242
 
@@ -260,6 +261,49 @@ def wait_postgres(container, user, timeout=90):
     raise RuntimeError(f'PostgreSQL in {container} not ready within {timeout} s')
 
 
+_IMAGE_FACTS = {}
+
+
+def image_facts(image=None):
+    """What the role's image step reads from an Orthanc image: binary, version and plugin paths.
+
+    Runs roles/pacs/files/orthanc-image-facts.sh in a throw-away container exactly as
+    roles/pacs/tasks/version.yml does and parses it with the role's filter, so that the benchmarks start
+    Orthanc the way the role does (the binary with /etc/orthanc/, plugins by their path in the image).
+    """
+    image = image or ORTHANC_IMAGE
+    if image in _IMAGE_FACTS:
+        return _IMAGE_FACTS[image]
+    import importlib.util
+
+    import yaml
+
+    with open(os.path.join(ROOT, 'roles', 'pacs', 'defaults', 'main.yml'), encoding='utf-8') as handle:
+        plugins = yaml.safe_load(handle)['pacs_orthanc_plugins']
+    with open(os.path.join(ROOT, 'roles', 'pacs', 'files', 'orthanc-image-facts.sh'), encoding='utf-8') as handle:
+        script = handle.read()
+    argv = [DOCKER, 'run', '--rm', '--interactive', '--network', 'none', '--user', f'{ORTHANC_UID}:{ORTHANC_UID}']
+    argv += ['--entrypoint', 'sh', image, '-s', '--', *plugins]
+    proc = subprocess.run(argv, input=script, capture_output=True, text=True, timeout=120, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f'reading the Orthanc image {image} failed ({proc.returncode}): {proc.stderr.strip()}')
+    spec = importlib.util.spec_from_file_location(
+        'orthanc_image_filter', os.path.join(ROOT, 'plugins', 'filter', 'orthanc_image.py')
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    facts = module.orthanc_image_facts(proc.stdout)
+    if not facts['binary'] or facts['missing']:
+        raise RuntimeError(f'Orthanc image {image}: no Orthanc binary or plugin missing: {facts}')
+    _IMAGE_FACTS[image] = facts
+    return facts
+
+
+def orthanc_process(image=None):
+    """``(docker run options, command)`` that start Orthanc as the role's Compose file does."""
+    return ['--entrypoint', image_facts(image)['binary']], ['/etc/orthanc/']
+
+
 def role_orthanc_config(postgres_host, postgres_password, identifier='bench'):
     """Orthanc's two configuration files exactly as ``roles/pacs`` renders them.
 
@@ -282,6 +326,8 @@ def role_orthanc_config(postgres_host, postgres_password, identifier='bench'):
         pacs_orthanc_name=identifier,
         pacs_orthanc_database_server_identifier=identifier,
         pacs_postgres_password=postgres_password,
+        # Set by the role's image step (vars/main.yml reads them from _pacs_orthanc_image_facts).
+        _pacs_orthanc_plugin_paths=image_facts()['plugins'],
     )
 
     def render(value):
@@ -345,11 +391,16 @@ def start_pacs_stack(
     ports = ['-p', f'127.0.0.1:{free_port()}:8042']
     if publish_dicom:
         ports += ['-p', f'127.0.0.1:{free_port()}:4242']
+    process, command = orthanc_process()
     orthanc = res.run(
         f'{suffix}-orthanc',
         ORTHANC_IMAGE,
-        ['--network', net, '-v', f'{config_dir}:/etc/orthanc:ro', '-v', f'{db_vol}:/var/lib/orthanc/db', *ports],
-    )
+        [
+            '--network', net, '-v', f'{config_dir}:/etc/orthanc:ro', '-v', f'{db_vol}:/var/lib/orthanc/db',
+            *ports, *process,
+        ],
+        command,
+    )  # fmt: skip
     url = f'http://127.0.0.1:{published_port(orthanc, 8042)}'
     system = wait_orthanc(url, api_user[0], api_user[1], container=orthanc)
     return {

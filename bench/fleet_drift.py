@@ -186,6 +186,7 @@ def start_clinic(res, clinic):
             '-e', 'POSTGRES_DB=orthanc',
         ],
     )  # fmt: skip
+    process, command = common.orthanc_process()
     orthanc = res.run(
         f'{tag}-orthanc',
         common.ORTHANC_IMAGE,
@@ -193,7 +194,9 @@ def start_clinic(res, clinic):
             '--network', net,
             '-v', f'{var["pacs_base_dir"]}/orthanc:/etc/orthanc:ro',
             '-p', f'127.0.0.1:{var["pacs_rest_port"]}:8042',
+            *process,
         ],
+        command,
     )  # fmt: skip
     res.run(f'{tag}-nginx', NGINX_IMAGE, ['--network', net])
     url = f'http://127.0.0.1:{var["pacs_rest_port"]}'
