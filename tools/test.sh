@@ -77,14 +77,14 @@ wait "$images" || images_rc=$?
 # 3. Integration, the benchmarks and Molecule in lanes.
 declare -a lane_jobs=()
 for ((i = 0; i < LANES; i++)); do lane_jobs[i]=""; done
-# Each job to the lane with the least queued, longest first, by the minutes a job took alone on the 2-core
-# machine (docs/test-bed.md); a scenario not listed counts 4.
+# Each job to the lane with the least queued, longest first, by the minutes a job took in a lane of a
+# fresh-clone CI run on the 2-core machine (docs/test-bed.md); a scenario not listed counts 6.
 declare -a lane_cost=()
 cost() {
   case "${1#molecule:}" in
-    fleet) echo 9 ;; layouts) echo 8 ;; upgrade) echo 5 ;; default | security | backup_restore) echo 4 ;;
-    bench | integration) echo 2 ;;
-    smoke) echo 1 ;; *) echo 4 ;;
+    fleet) echo 16 ;; layouts) echo 12 ;; upgrade) echo 8 ;;
+    default | security | backup_restore | integration) echo 6 ;;
+    bench) echo 4 ;; smoke) echo 1 ;; *) echo 6 ;;
   esac
 }
 for ((i = 0; i < LANES; i++)); do lane_cost[i]=0; done
