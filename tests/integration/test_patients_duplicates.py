@@ -4,6 +4,7 @@ import json
 import stat
 
 import pytest
+import requests
 import yaml
 
 from .conftest import run_ansible
@@ -80,7 +81,7 @@ def test_report_playbook_writes_escaped_reports(stack, samples, tmp_path):
     assert [g['patient_ids'] for g in report['groups']] == [['5Yp0E', 'FromGDCM']]
     assert 'COMMON' in [c['patient_id'] for c in report['collisions']]
     html = (clinic / 'duplicates.html').read_text()
-    # no markup from the data (tests/unit/plugins/modules/test_orthanc_patient_report.py renders <script> names)
+    # The <script> sample is in no group here: test_report_escapes_markup_of_a_grouped_patient shows a name.
     assert '<script' not in html.lower()
     assert 'FromGDCM' in html and 'COMMON' in html
     proposals = yaml.safe_load((clinic / 'merge-proposals.yml').read_text())
@@ -89,3 +90,45 @@ def test_report_playbook_writes_escaped_reports(stack, samples, tmp_path):
     ]
     summary = task_results(out, 'Summary')
     assert '1 group(s)' in summary['msg']
+
+
+MARKUP_NAME = '<script>alert("report")</script>^<b>Mallory</b>'
+
+
+def test_report_escapes_markup_of_a_grouped_patient(stack, samples, tmp_path):
+    """The sample's <script> patient is in no group, so the report above never shows its name. Two patients
+    with markup in their name, same birth date and sex, under two PatientIDs do form a group: the HTML must
+    show the names as text."""
+    created = []
+    for patient_id in ('XSS-A', 'XSS-B'):
+        tags = {
+            'PatientID': patient_id,
+            'PatientName': MARKUP_NAME,
+            'PatientBirthDate': '19800101',
+            'PatientSex': 'F',
+            'StudyDescription': 'markup in the patient name',
+        }
+        response = requests.post(stack.url + '/tools/create-dicom', json={'Tags': tags}, auth=stack.auth, timeout=60)
+        assert response.status_code == 200, response.text
+        created.append(response.json()['ParentPatient'])
+    try:
+        report_dir = tmp_path / 'reports'
+        rc, out = run_playbook(
+            'duplicates_report',
+            stack,
+            {
+                'duplicates_report_dir': str(report_dir),
+                'duplicates_api_url': stack.url,
+                'duplicates_api_username': stack.auth[0],
+                'duplicates_api_password': stack.auth[1],
+            },
+        )
+        assert rc == 0, json.dumps(out)[:3000]
+        report = json.loads((report_dir / 'localhost' / 'duplicates.json').read_text())
+        assert ['XSS-A', 'XSS-B'] in [g['patient_ids'] for g in report['groups']], report['groups']
+        html = (report_dir / 'localhost' / 'duplicates.html').read_text()
+        assert '&lt;script&gt;alert(' in html and '&lt;b&gt;Mallory&lt;/b&gt;' in html
+        assert '<script' not in html.lower() and '<b>' not in html.lower()
+    finally:
+        for orthanc_id in created:
+            requests.delete(stack.url + f'/patients/{orthanc_id}', auth=stack.auth, timeout=60)
