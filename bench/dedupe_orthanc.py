@@ -5,7 +5,8 @@
 
 1. ``tests/tools/synth_patients.py`` makes a synthetic clinic (seeded, with ground truth) and writes one tiny
    DICOM file per PatientID (8x8 pixels, one study each), cached in .cache/dedupe_orthanc/ (git-ignored);
-2. PostgreSQL + Orthanc (``BENCH_ORTHANC_IMAGE``, default 1.13.0) start as containers with the ``pacs`` role's settings (PostgreSQL index);
+2. PostgreSQL + Orthanc (``BENCH_ORTHANC_IMAGE``, default 1.13.0) start as containers with the ``pacs`` role's
+   settings (PostgreSQL index);
 3. the files are sent over REST (``POST /instances``, several threads);
 4. the module runs through ``ansible-playbook`` (a real Ansible task on localhost), several times per page
    size with ``read_api: studies`` and once with ``read_api: find``: wall time of the whole task, the
