@@ -1,4 +1,7 @@
-"""Bad inputs: each run fails with a message naming the field and the rule, and Orthanc stays unchanged.
+"""Bad inputs: each run fails with a message naming the field and the rule, and nothing is written.
+
+Runs against the real Orthanc compare its modalities and peers before and after; runs against the small
+servers below check what those servers were sent (the real Orthanc never sees those requests).
 
 The "Orthanc answering 500" and "TLS verification failure" cases use small servers on 127.0.0.1 started
 here (a 500 responder and an HTTPS server with a self-signed certificate made by openssl at test time).
@@ -29,10 +32,14 @@ BASELINE = {'name': 'pano', 'aet': 'PANO01', 'host': '192.0.2.20', 'port': 104}
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
+    """Answers every request with ``status`` and ``body``; records each method and path in ``seen``."""
+
     status = 200
     body: ClassVar[dict] = {}
+    seen: ClassVar[list] = []
 
     def _answer(self):
+        self.seen.append((self.command, self.path))
         payload = json.dumps(self.body).encode()
         self.send_response(self.status)
         self.send_header('Content-Type', 'application/json')
@@ -65,9 +72,10 @@ def failing_server():
             'Details': 'connection to PostgreSQL lost',
             'OrthancStatus': 31,
         }
+        seen: ClassVar[list] = []
 
     server = _serve(Handler)
-    yield f'http://127.0.0.1:{server.server_address[1]}'
+    yield f'http://127.0.0.1:{server.server_address[1]}', Handler
     server.shutdown()
 
 
@@ -84,11 +92,12 @@ def tls_server(tmp_path_factory):
 
     class Handler(_Handler):
         body: ClassVar[dict] = {'Version': ORTHANC_VERSION, 'ApiVersion': 27, 'DatabaseBackendPlugin': None}
+        seen: ClassVar[list] = []
 
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(str(cert), str(key))
     server = _serve(Handler, context)
-    yield f'https://127.0.0.1:{server.server_address[1]}', str(cert)
+    yield f'https://127.0.0.1:{server.server_address[1]}', str(cert), Handler
     server.shutdown()
 
 
@@ -189,28 +198,33 @@ def test_orthanc_not_running(stack, baseline, closed_port):
     assert res.get('failed') is True
     assert f'cannot connect to Orthanc at http://127.0.0.1:{closed_port}: connection refused' in res['msg']
     assert 'is Orthanc running and is api_url right?' in res['msg']
+    # Nothing listens there, so nothing can have been written: the module tried two reads and no write.
     assert res['orthanc_requests'] == {'GET': 2}
     assert 'Traceback' not in res['_stdout']
-    assert stack.modalities() == baseline
 
 
 def test_orthanc_answering_500(stack, baseline, failing_server):
-    res = run_ansible('orthanc_modality', dict(BASELINE, port=2222, api_url=failing_server), stack)
+    url, handler = failing_server
+    handler.seen.clear()
+    res = run_ansible('orthanc_modality', dict(BASELINE, port=2222, api_url=url), stack)
     assert res.get('failed') is True
     assert res['msg'] == (
         'Orthanc GET /modalities?expand: HTTP 500 Internal Server Error: Database plugin error '
         '(connection to PostgreSQL lost)'
     )
-    assert stack.modalities() == baseline
+    # What the server was sent (the real Orthanc was never asked): reads only, the run stopped at the 500.
+    assert handler.seen and all(method == 'GET' for method, _path in handler.seen), handler.seen
 
 
 def test_tls_verification_failure_and_ca_path(stack, baseline, tls_server):
-    url, cert = tls_server
+    url, cert, handler = tls_server
+    handler.seen.clear()
     res = run_ansible('orthanc_modality', dict(BASELINE, port=2222, api_url=url), stack)
     assert res.get('failed') is True
     assert res['msg'].startswith(f'TLS verification of {url} failed')
     assert 'CERTIFICATE_VERIFY_FAILED' in res['msg'] and 'set ca_path' in res['msg']
-    assert stack.modalities() == baseline
+    # The handshake failed, so the server got no request at all (the real Orthanc was never asked).
+    assert handler.seen == []
     # the same server is trusted with ca_path, or with validate_certs=false
     res = run_ansible('orthanc_info', {'api_url': url, 'ca_path': cert, 'gather': []}, stack)
     assert res['version'] == ORTHANC_VERSION
