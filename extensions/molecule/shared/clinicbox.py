@@ -213,6 +213,66 @@ def broken_image_script(source: str, tag: str = BROKEN_IMAGE) -> str:
     )
 
 
+DESTRUCTIVE_IMAGE = "clinicpacs/orthanc:destructive"
+
+# The Orthanc binary of a destructive release, in front of the real one (moved to "$0.real"). Started with a
+# configuration folder, it runs the real Orthanc on copies of that configuration with other ports and no
+# authentication, deletes every patient through it (database rows and storage files go), stops it and exits
+# 1: a release whose migration destroys data, then fails. If it deleted nothing, it runs Orthanc as usual, so
+# the upgrade succeeds and a test that expects a rollback fails: the test cannot pass without the damage.
+_DESTRUCTIVE_WRAPPER = r"""#!/bin/bash
+real="$0.real"
+case "${1:-}" in /*) ;; *) exec "$real" "$@" ;; esac
+mkdir -p /tmp/destructive
+for f in "$1"/*.json; do
+  sed -e 's/"HttpPort": 8042/"HttpPort": 8043/' -e 's/"DicomPort": 4242/"DicomPort": 4243/' \
+      -e 's/"AuthenticationEnabled": true/"AuthenticationEnabled": false/' "$f" >"/tmp/destructive/${f##*/}"
+done
+"$real" /tmp/destructive/ &
+pid=$!
+http() {
+  exec 3<>/dev/tcp/127.0.0.1/8043 || return 1
+  printf '%s %s HTTP/1.0\r\nHost: localhost\r\n\r\n' "$1" "$2" >&3
+  cat <&3
+  exec 3<&-
+}
+for _ in $(seq 120); do http GET /system 2>/dev/null | grep -q '"Version"' && break; sleep 1; done
+deleted=0
+for id in $(http GET /patients | grep -o '"[0-9a-f-]\{44\}"' | tr -d '"'); do
+  http DELETE "/patients/$id" >/dev/null && deleted=$((deleted + 1))
+done
+kill "$pid"
+wait "$pid"
+if [ "$deleted" -gt 0 ]; then
+  echo "destructive release: deleted $deleted patients, now failing" >&2
+  exit 1
+fi
+exec "$real" "$@"
+"""
+
+
+def destructive_release_script(source: str, tag: str = DESTRUCTIVE_IMAGE) -> str:
+    """Shell for a box's Docker engine that builds `tag` from `source`: its Orthanc binary (the one the role's
+    image step finds) is replaced by _DESTRUCTIVE_WRAPPER, so that the upgrade's rollback must restore the
+    database and the storage from the backup to get every instance back."""
+    return (
+        "set -e\n"
+        "ctx=$(mktemp -d)\n"
+        f"cat >\"$ctx/Orthanc\" <<'WRAPPER'\n{_DESTRUCTIVE_WRAPPER}WRAPPER\n"
+        f"user=$(docker image inspect -f '{{{{.Config.User}}}}' {source})\n"
+        "cat >\"$ctx/Dockerfile\" <<EOF\n"
+        f"FROM {source}\n"
+        "USER root\n"
+        "COPY Orthanc /tmp/Orthanc\n"
+        'RUN real=\\$(command -v Orthanc) && mv \\$real \\$real.real && install -m 0755 /tmp/Orthanc \\$real '
+        "&& rm /tmp/Orthanc\n"
+        "USER ${user:-root}\n"
+        "EOF\n"
+        f"docker build -q -t {tag} \"$ctx\" >/dev/null\n"
+        'rm -r "$ctx"\n'
+    )
+
+
 # ----------------------------------------------------------------------------------------------------
 # TLS and DICOM from outside the box
 # ----------------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""Verify of the upgrade scenario: Orthanc 1.10.1 -> 1.13.0 with every instance intact, then a broken image
-that must roll back to 1.13.0 and the backup. Traffic goes only to the box container this scenario created."""
+"""Verify of the upgrade scenario: Orthanc 1.10.1 -> 1.13.0 with every instance intact, then a destructive
+release (it deletes every patient, then fails) that must roll back to 1.13.0 and the backup's database and
+storage. Traffic goes only to the box container this scenario created."""
 
 from __future__ import annotations
 
@@ -74,12 +75,13 @@ def test_upgrade_again_is_a_no_op(host):
     assert _recap_changed(res) == 0
 
 
-def test_broken_image_rolls_back(host, clinic):
-    # A broken release, built on the box from the running image: Orthanc stops at once (its PostgreSQL plugin
-    # does not load). The shared recipe, also used by the fleet scenario's canary test.
-    built = host.run(clinicbox.broken_image_script(NEW))
+def test_destructive_release_rolls_back_database_and_storage(host, clinic):
+    # A release whose start deletes every patient (database rows and storage files), then fails; built on the
+    # box from the running image (clinicbox.destructive_release_script). Only a rollback that restores the
+    # backup's database and storage gets every instance back, readable and with its MD5.
+    built = host.run(clinicbox.destructive_release_script(NEW))
     assert built.rc == 0, built.stderr
-    res = _upgrade("-e", f"upgrade_orthanc_image={clinicbox.BROKEN_IMAGE}")
+    res = _upgrade("-e", f"upgrade_orthanc_image={clinicbox.DESTRUCTIVE_IMAGE}")
     assert res.returncode != 0
     assert f"rolled back to {NEW}" in _text(res), res.stdout[-5000:]
     assert f"The fleet upgrade stops at {BOX}: left untouched (not backed up, not upgraded): no other clinic." in _text(
@@ -88,3 +90,5 @@ def test_broken_image_rolls_back(host, clinic):
     assert _image(host) == NEW
     assert clinic.json("/system")["Version"] == "1.13.0"
     assert clinic.snapshot() == STATE["before"]
+    bad = [i for i in STATE["before"]["md5"] if clinic.verify_md5(i).status_code != 200]
+    assert bad == [], f"{len(bad)} instances whose stored file is missing or differs after the rollback"
