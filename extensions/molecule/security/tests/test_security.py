@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import ssl
 import subprocess
 from pathlib import Path
@@ -50,8 +51,8 @@ def _echo(ip: str, calling: str, timeout: str = "10") -> subprocess.CompletedPro
     return _device(ip, "echoscu", "-aet", calling, "-aec", "ORTHANC", "-to", timeout, BOX_IP, "4242")
 
 
-def _dropped(host) -> int:
-    res = host.run("nft -j list counter inet clinicpacs dicom_dropped")
+def _dropped(host, counter: str = "dicom_dropped") -> int:
+    res = host.run(f"nft -j list counter inet clinicpacs {counter}")
     assert res.rc == 0, res.stderr
     counters = [o["counter"] for o in json.loads(res.stdout)["nftables"] if "counter" in o]
     return counters[0]["packets"]
@@ -203,6 +204,40 @@ def test_firewall_follows_device_add_and_remove(host):
     res = _echo(STRANGER_IP, "STRANGER", timeout="5")
     assert "Association Rejected" not in res.stderr and res.returncode != 0, res.stderr
     assert _dropped(host) > before
+
+
+def _tcp_from_device(ip: str, port: int) -> str:
+    """A TCP connection from a device container at `ip` to the box: 'open', 'refused' or 'dropped' (no answer
+    within 3 s: the firewall drops what it does not accept, it never rejects)."""
+    probe = f"timeout 3 bash -c 'exec 3<>/dev/tcp/{BOX_IP}/{port}' 2>/dev/null; echo rc=$?"
+    res = clinicbox.device(NETWORK, ip, "bash", "-c", probe)
+    return {"rc=0": "open", "rc=1": "refused", "rc=124": "dropped"}.get(res.stdout.strip(), res.stdout + res.stderr)
+
+
+def _tcp_from_host(port: int) -> str:
+    """The same from the Molecule host (10.213.47.1, the scenario's "MSP" and inside the clinic network)."""
+    try:
+        socket.create_connection((BOX_IP, port), timeout=3).close()
+    except ConnectionRefusedError:
+        return "refused"
+    except TimeoutError:
+        return "dropped"
+    return "open"
+
+
+def test_https_only_from_the_clinic_networks(host):
+    """firewall_https_sources is 10.213.47.0/28: the host (.1) gets in, a device at .23 is dropped."""
+    assert _tcp_from_host(443) == "open"
+    before = _dropped(host, "https_dropped")
+    assert _tcp_from_device(STRANGER_IP, 443) == "dropped"
+    assert _dropped(host, "https_dropped") > before
+
+
+def test_ssh_only_from_the_msp(host):
+    """firewall_ssh_sources is 10.213.47.1: from the host the box answers (open, or refused when no sshd
+    listens: either way the packet got through); from a device at .23 nothing comes back."""
+    assert _tcp_from_host(22) in ("open", "refused")
+    assert _tcp_from_device(STRANGER_IP, 22) == "dropped"
 
 
 def test_firewall_ruleset_is_loaded_at_boot(host):
