@@ -218,7 +218,7 @@ def playbook(path: Path, extra: dict, tmp: Path, json_output: bool = False, time
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, check=False)
 
 
-def testbed_vars(network: Network, image_facts: dict) -> dict:
+def inventory_vars(network: Network, image_facts: dict) -> dict:
     """The inventory of the test bed: images, uids, secrets, one registered device, its networks."""
     device = network.ip(DEVICE_HOST)
     return {
@@ -242,7 +242,7 @@ def testbed_vars(network: Network, image_facts: dict) -> dict:
 def rendered(tmp_path_factory, network, image_facts) -> dict:
     """The files the roles write, by file name (render.yml), and ``users`` (the role's user list)."""
     tmp = tmp_path_factory.mktemp('render')
-    res = playbook(HERE / 'render.yml', testbed_vars(network, image_facts), tmp, json_output=True)
+    res = playbook(HERE / 'render.yml', inventory_vars(network, image_facts), tmp, json_output=True)
     assert res.returncode == 0, f'rendering the roles failed:\n{res.stdout[-4000:]}\n{res.stderr[-2000:]}'
     doc = json.loads(res.stdout)
     return doc['plays'][0]['tasks'][-1]['hosts']['localhost']['msg']
