@@ -202,6 +202,8 @@ def ansible_env() -> dict:
         ANSIBLE_LOCALHOST_WARNING='false',
         ANSIBLE_INVENTORY_UNPARSED_WARNING='false',
         ANSIBLE_RETRY_FILES_ENABLED='false',
+        # files.yml and gate.yml include the roles by name from this folder.
+        ANSIBLE_ROLES_PATH=str(roles_dir()),
     )
     return env
 

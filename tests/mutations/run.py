@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: (c) 2026, clinicpacs.orthanc contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -13,7 +12,7 @@
 The checkout is never edited. One line per entry with its result and seconds; exit 0 only when the baseline
 passes and every mutation is killed.
 
-    tests/mutations/run.py [--only ID ...] [--jobs N] [--list] [--keep]
+    python tests/mutations/run.py [--only ID ...] [--jobs N] [--list] [--keep]
 """
 
 from __future__ import annotations
