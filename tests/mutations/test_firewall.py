@@ -2,10 +2,18 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The firewall role's ruleset (roles/firewall/templates/firewall.nft.j2) loaded by nft into the network
-namespace of a throw-away container (``--cap-add NET_ADMIN``, nothing of the host's ruleset is touched), with
-listeners on every port the tests knock at. Two clients: a container at the registered device's address
-(inside the clinic network of the test inventory) and the host (the bridge address, outside every list).
-A connection is "open", "refused" (a reset: nothing listens) or "dropped" (no answer).
+namespaces of throw-away containers (``--cap-add NET_ADMIN``, nothing of the host's ruleset is touched).
+
+Both ways traffic reaches a clinic box are tried:
+- "input": the box's own sockets (the way published ports go with Docker's userland proxy on): a box with
+  the ruleset and listeners on every port the tests knock at;
+- "forward": Docker's published ports with the userland proxy off (the docker_engine role's default): a box
+  with the ruleset that DNATs the published ports to a service container behind it, as Docker's own nat
+  rules do (plus a masquerade, so that the answers come back through the box on a flat test network).
+
+Two clients: a container at the registered device's address (inside the clinic network of the test
+inventory) and the host (the bridge address, outside every list). A connection is "open", "refused" (a
+reset: nothing listens) or "dropped" (no answer).
 """
 
 from __future__ import annotations
@@ -37,67 +45,108 @@ threading.Event().wait()
 KNOCK = r"""
 import json, socket, sys
 from concurrent.futures import ThreadPoolExecutor
-def knock(port):
+def knock(target):
+    ip, port = target.rsplit(':', 1)
     try:
-        socket.create_connection((sys.argv[1], port), timeout=2).close()
+        socket.create_connection((ip, int(port)), timeout=2).close()
         return 'open'
     except ConnectionRefusedError:
         return 'refused'
     except OSError:
         return 'dropped'
-ports = [int(p) for p in sys.argv[2:]]
-with ThreadPoolExecutor(len(ports)) as pool:
-    print(json.dumps(dict(zip(map(str, ports), pool.map(knock, ports)))))
+with ThreadPoolExecutor(len(sys.argv) - 1) as pool:
+    print(json.dumps(dict(zip(sys.argv[1:], pool.map(knock, sys.argv[1:])))))
 """
+# Docker's nat rules for published ports, in the forward box: DNAT to the service, and a masquerade.
+NAT = """
+table ip mutnat {{
+    chain pre {{
+        type nat hook prerouting priority dstnat;
+        tcp dport {{ {ports} }} dnat to {service}
+    }}
+    chain post {{
+        type nat hook postrouting priority srcnat;
+        ip daddr {service} masquerade
+    }}
+}}
+"""
+FORWARDED = [80, 443, 4242]
 
 
-def knock(ip: str, port: int) -> str:
+def knock(target: str) -> str:
+    ip, port = target.rsplit(':', 1)
     try:
-        socket.create_connection((ip, port), timeout=2).close()
+        socket.create_connection((ip, int(port)), timeout=2).close()
         return 'open'
     except ConnectionRefusedError:
         return 'refused'
     except OSError:
         return 'dropped'
+
+
+def wait_ready(name: str, marker: str) -> None:
+    deadline = time.monotonic() + 30
+    while marker not in (logs := docker('logs', name, check=False)).stdout:
+        state = docker('inspect', '--format', '{{.State.Running}}', name).stdout.strip()
+        assert state == 'true' and time.monotonic() < deadline, f'{name} failed:\n{logs.stdout}{logs.stderr}'
+        time.sleep(0.2)
 
 
 @pytest.fixture(scope='module')
 def knocks(rendered, containers, network, tmp_path_factory) -> dict:
-    rules = tmp_path_factory.mktemp('firewall') / 'firewall.nft'
+    """{path: {client: {port: result}}} for the paths input and forward, the clients device and stranger."""
+    folder = tmp_path_factory.mktemp('firewall')
+    rules = folder / 'firewall.nft'
     rules.write_text(rendered['firewall.nft'])
-    box = network.ip(FIREWALL_HOST)
-    script = 'nft -c -f /rules.nft && nft -f /rules.nft && echo LOADED && exec python3 -c "$LISTEN"'
-    name = containers.run(
-        'firewall', '--network', network.name, '--ip', box, '--cap-add', 'NET_ADMIN', '-e', f'LISTEN={LISTEN}',
-        '-v', f'{rules}:/rules.nft:ro', '--entrypoint', 'sh', BOX_IMAGE, '-c', script,
-    )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while 'LISTENING' not in (logs := docker('logs', name, check=False)).stdout:
-        state = docker('inspect', '--format', '{{.State.Running}}', name).stdout.strip()
-        assert state == 'true' and time.monotonic() < deadline, f'the firewall box failed:\n{logs.stdout}{logs.stderr}'
-        time.sleep(0.2)
-    assert 'LOADED' in logs.stdout
+    box, forward_box, service = network.ip(FIREWALL_HOST), network.ip(FIREWALL_HOST + 1), network.ip(FIREWALL_HOST + 2)
+    (folder / 'nat.nft').write_text(NAT.format(ports=', '.join(map(str, FORWARDED)), service=service))
+    load = 'nft -c -f /rules.nft && nft -f /rules.nft && echo LOADED'
+    listen = 'exec python3 -c "$LISTEN"'
+    common = ['--network', network.name, '-e', f'LISTEN={LISTEN}', '-v', f'{rules}:/rules.nft:ro']
+    started = [
+        containers.run('firewall', '--ip', box, '--cap-add', 'NET_ADMIN', *common,
+                       '--entrypoint', 'sh', BOX_IMAGE, '-c', f'{load} && {listen}'),
+        containers.run('service', '--ip', service, *common, '--entrypoint', 'sh', BOX_IMAGE, '-c', listen),
+        containers.run('forward', '--ip', forward_box, '--cap-add', 'NET_ADMIN', '--sysctl', 'net.ipv4.ip_forward=1',
+                       *common, '-v', f'{folder / "nat.nft"}:/nat.nft:ro', '--entrypoint', 'sh', BOX_IMAGE,
+                       '-c', f'{load} && nft -f /nat.nft && echo LISTENING && exec sleep infinity'),
+    ]  # fmt: skip
+    for name in started:
+        wait_ready(name, 'LISTENING')
+    targets = [f'{box}:{port}' for port in PORTS] + [f'{forward_box}:{port}' for port in FORWARDED]
     device = docker(
         'run', '--rm', '--name', f'{PREFIX}-device', '--network', network.name, '--ip', network.ip(DEVICE_HOST),
-        '--entrypoint', 'python3', BOX_IMAGE, '-c', KNOCK, box, *map(str, PORTS),
+        '--entrypoint', 'python3', BOX_IMAGE, '-c', KNOCK, *targets,
     )  # fmt: skip
-    with ThreadPoolExecutor(len(PORTS)) as pool:
-        stranger = dict(zip(map(str, PORTS), pool.map(lambda port: knock(box, port), PORTS), strict=True))
-    return {'device': json.loads(device.stdout), 'stranger': stranger}
+    with ThreadPoolExecutor(len(targets)) as pool:
+        stranger = dict(zip(targets, pool.map(knock, targets), strict=True))
+    seen = {'device': json.loads(device.stdout), 'stranger': stranger}
+    return {
+        path: {
+            client: {t.rsplit(':', 1)[1]: r for t, r in seen[client].items() if t.startswith(ip + ':')}
+            for client in seen
+        }
+        for path, ip in (('input', box), ('forward', forward_box))
+    }
 
 
-def test_dicom_only_from_registered_devices(knocks):
-    assert knocks['device']['4242'] == 'open', f'the registered device cannot reach DICOM: {knocks}'
-    assert knocks['stranger']['4242'] == 'dropped', f'an unregistered address reaches DICOM: {knocks}'
+@pytest.mark.parametrize('path', ['input', 'forward'])
+def test_dicom_only_from_registered_devices(knocks, path):
+    seen = knocks[path]
+    assert seen['device']['4242'] == 'open', f'{path}: the registered device cannot reach DICOM: {seen}'
+    assert seen['stranger']['4242'] == 'dropped', f'{path}: an unregistered address reaches DICOM: {seen}'
 
 
-def test_https_only_from_clinic_networks(knocks):
-    assert knocks['device']['443'] == 'open', f'the clinic network cannot reach HTTPS: {knocks}'
-    assert knocks['stranger']['443'] == 'dropped', f'an address outside the clinic networks reaches HTTPS: {knocks}'
-    assert knocks['stranger']['80'] == 'dropped', f'an address outside the clinic networks reaches HTTP: {knocks}'
+@pytest.mark.parametrize('path', ['input', 'forward'])
+def test_https_only_from_clinic_networks(knocks, path):
+    seen = knocks[path]
+    assert seen['device']['443'] == 'open', f'{path}: the clinic network cannot reach HTTPS: {seen}'
+    assert seen['stranger']['443'] == 'dropped', f'{path}: an address outside the clinic networks reaches HTTPS: {seen}'
+    assert seen['stranger']['80'] == 'dropped', f'{path}: an address outside the clinic networks reaches HTTP: {seen}'
 
 
 def test_unlisted_ports_dropped(knocks):
     # Orthanc's own REST port is published on the box's loopback only; on the network nothing answers it.
-    assert knocks['device']['8042'] == 'dropped', f'a port no rule opens is reachable: {knocks}'
-    assert knocks['stranger']['8042'] == 'dropped', f'a port no rule opens is reachable: {knocks}'
+    seen = knocks['input']
+    assert seen['device']['8042'] == 'dropped', f'a port no rule opens is reachable: {seen}'
+    assert seen['stranger']['8042'] == 'dropped', f'a port no rule opens is reachable: {seen}'

@@ -100,6 +100,17 @@ def test_unregistered_device_cannot_echo(devices):
     assert res.returncode != 0, 'C-ECHO from an unregistered AE title was answered'
 
 
+def test_unregistered_device_cannot_query(devices, tmp_path):
+    ok, out = store(devices, tmp_path, 'GOOD')  # something to find
+    assert ok, out
+    query = ['-S', '-k', 'QueryRetrieveLevel=STUDY', '-k', 'StudyInstanceUID']
+    good = dcmtk('findscu', devices, 'GOOD', files=query)
+    assert good.returncode == 0 and 'StudyInstanceUID' in good.stderr + good.stdout, good.stderr[-400:]
+    res = dcmtk('findscu', devices, 'STRANGER', files=query)
+    answered = 'StudyInstanceUID' in res.stderr + res.stdout
+    assert res.returncode != 0 and not answered, 'C-FIND from an unregistered AE title was answered'
+
+
 def test_unregistered_device_cannot_store(devices, tmp_path):
     ok, out = store(devices, tmp_path, 'GOOD')
     assert ok, f'the registered device could not store: {out}'
