@@ -12,7 +12,7 @@
 The checkout is never edited. One line per entry with its result and seconds; exit 0 only when the baseline
 passes and every mutation is killed.
 
-    python tests/mutations/run.py [--only ID ...] [--jobs N] [--list] [--keep]
+    python tests/mutations/run.py [--only ID ...] [--jobs N] [--table FILE] [--list] [--keep]
 """
 
 from __future__ import annotations
@@ -152,15 +152,39 @@ def run_entry(entry: dict, work: Path, cache: Path) -> tuple[str, str]:
     return 'SURVIVED', f'mutation survived: {entry["property"]}'
 
 
+BEGIN = '<!-- mutation-table:begin -->'
+END = '<!-- mutation-table:end -->'
+
+
+def markdown(entries: list[dict]) -> str:
+    """The table as Markdown for docs/security.md (between BEGIN and END; a unit test keeps them equal)."""
+    lines = [BEGIN, '', '| Property | Setting | Weakened to | Test |', '| --- | --- | --- | --- |']
+    for e in entries:
+        edits = (
+            '; '.join(
+                f"`{(edit.get('find') or edit['regex']).strip()}` → `{edit['replace'].strip() or '(removed)'}`"
+                for edit in e['weakening']
+            )
+            .replace('|', '\\|')
+            .replace('\n', ' ')
+        )
+        setting = f"[`{e['setting']['file']}`](../{e['setting']['file']}): {e['setting']['what']}".replace('|', '\\|')
+        tests = ', '.join(f'`{t}`' for t in e['test'])
+        lines.append(f"| {e['property']} | {setting} | {edits} | {tests} |")
+    return '\n'.join([*lines, '', END])
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--only', nargs='+', metavar='ID', help='run these entries only')
     parser.add_argument('--jobs', type=int, default=int(os.environ.get('MUTATIONS_JOBS', '3')))
+    parser.add_argument('--table', type=Path, default=TABLE, help='another table (an experiment)')
     parser.add_argument('--list', action='store_true', help='print the table and stop')
+    parser.add_argument('--markdown', action='store_true', help="print docs/security.md's table and stop")
     parser.add_argument('--keep', action='store_true', help='keep the copies (printed) for a look afterwards')
     args = parser.parse_args(argv)
     try:
-        entries = load_table()
+        entries = load_table(args.table)
     except TableError as exc:
         print(f'mutations: {exc}', file=sys.stderr)
         return 2
@@ -170,6 +194,9 @@ def main(argv=None) -> int:
             print(f'mutations: no entries {sorted(unknown)}', file=sys.stderr)
             return 2
         entries = [e for e in entries if e['id'] in args.only]
+    if args.markdown:
+        print(markdown(entries))
+        return 0
     if args.list:
         for e in entries:
             print(f'{e["id"]:<28} {e["property"]}  [{e["setting"]["file"]}; {", ".join(e["test"])}]')
