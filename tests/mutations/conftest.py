@@ -26,6 +26,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -334,11 +335,27 @@ def throwaway_certificate(tmp_path_factory) -> tuple[Path, Path]:
     return key, crt
 
 
+# Settings of Debian's nginx.conf (http level) that the official nginx image, the role's default
+# (pacs_nginx_image: nginx:1.26), does not have: the test bed drops them, so the role's own site must do it all.
+DEBIAN_ONLY = re.compile(r'^\s*(server_tokens|ssl_protocols|ssl_prefer_server_ciphers)\b.*$', re.MULTILINE)
+
+
+def official_like_nginx_conf(folder: Path) -> Path:
+    """The image's nginx.conf without Debian's additions (DEBIAN_ONLY)."""
+    text = docker('run', '--rm', '--network', 'none', '--entrypoint', 'cat', NGINX_IMAGE, '/etc/nginx/nginx.conf')
+    conf = folder / 'nginx.conf'
+    conf.write_text(DEBIAN_ONLY.sub('', text.stdout))
+    conf.chmod(0o644)
+    return conf
+
+
 @pytest.fixture(scope='session')
 def nginx(tmp_path_factory, containers, network, rendered) -> Nginx:
-    """nginx with the rendered site, mounted as the Compose file mounts it; its upstream ``orthanc`` resolves
-    to the container itself (no Orthanc behind it: the tests look at what nginx alone answers)."""
+    """nginx with the rendered site, mounted as the Compose file mounts it, and the main nginx.conf of the
+    image without Debian's own hardening (official_like_nginx_conf); its upstream ``orthanc`` resolves to the
+    container itself (no Orthanc behind it: the tests look at what nginx alone answers)."""
     site, tls = tmp_path_factory.mktemp('nginx-site'), tmp_path_factory.mktemp('nginx-tls')
+    main_conf = official_like_nginx_conf(tmp_path_factory.mktemp('nginx-main'))
     (site / 'orthanc.conf').write_text(rendered['orthanc.conf'])
     key, crt = throwaway_certificate(tmp_path_factory)
     shutil.copy(key, tls / 'server.key')
@@ -356,7 +373,8 @@ def nginx(tmp_path_factory, containers, network, rendered) -> Nginx:
         'nginx', '--network', network.name, '--ip', ip, '--add-host', 'orthanc:127.0.0.1',
         '--user', f'{NGINX_UID}:{NGINX_UID}', '--read-only', *tmpfs, '--cap-drop', 'ALL',
         '--security-opt', 'no-new-privileges:true',
-        '-v', f'{site}:/etc/nginx/conf.d:ro', '-v', f'{tls}:/etc/nginx/tls:ro', NGINX_IMAGE,
+        '-v', f'{site}:/etc/nginx/conf.d:ro', '-v', f'{tls}:/etc/nginx/tls:ro',
+        '-v', f'{main_conf}:/etc/nginx/nginx.conf:ro', NGINX_IMAGE,
     )  # fmt: skip
     server = Nginx(ip, name)
     wait_http(server.http + '/', 'nginx', name, any_status=True)
