@@ -78,6 +78,13 @@ def test_hsts_header(nginx):
     assert int(age.group(1)) >= 180 * 24 * 3600, f'HSTS max-age below 180 days: {hsts!r}'
 
 
+def test_content_type_and_framing_headers(nginx):
+    response = requests.get(nginx.https + '/', verify=False, timeout=10)  # noqa: S501 (throw-away certificate)
+    nosniff, frames = response.headers.get('X-Content-Type-Options'), response.headers.get('X-Frame-Options')
+    assert nosniff == 'nosniff', f'X-Content-Type-Options is {nosniff!r}, not nosniff'
+    assert frames in ('SAMEORIGIN', 'DENY'), f'X-Frame-Options is {frames!r}: other sites may frame the interface'
+
+
 def test_no_server_version_leak(nginx):
     # An error nginx makes itself (the upstream is absent: 502) and a plain-HTTP answer.
     for url in (nginx.https + '/', nginx.http + '/'):

@@ -89,6 +89,12 @@ def test_rest_api_cannot_write_to_the_filesystem(orthanc, tmp_path):
     assert response.status_code == 403, f'POST /instances/../export answered {response.status_code}'
 
 
+def test_no_webdav(orthanc):
+    assert orthanc.request('GET', '/system').status_code == 200
+    response = orthanc.request('PROPFIND', '/webdav/', headers={'Depth': '1'})
+    assert response.status_code not in (200, 207), f'WebDAV answered PROPFIND with {response.status_code}'
+
+
 # ------------------------------------------------------------------------------------------------------------
 # DICOM
 # ------------------------------------------------------------------------------------------------------------
