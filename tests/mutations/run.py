@@ -175,7 +175,7 @@ def markdown(entries: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
     parser.add_argument('--only', nargs='+', metavar='ID', help='run these entries only')
     parser.add_argument('--jobs', type=int, default=int(os.environ.get('MUTATIONS_JOBS', '3')))
     parser.add_argument('--table', type=Path, default=TABLE, help='another table (an experiment)')
@@ -226,7 +226,7 @@ def main(argv=None) -> int:
         with ThreadPoolExecutor(max(1, args.jobs)) as pool:
             runs = list(pool.map(baseline, by_file.items()))
         took = time.monotonic() - started
-        broken = [(file, res) for file, res, (failures, errors, _) in runs if res.returncode or failures or errors]
+        broken = [(file, res) for file, res, (failures, errors, _n) in runs if res.returncode or failures or errors]
         for file, res in broken:
             print(f'--- {file}\n{res.stdout[-6000:]}{res.stderr[-2000:]}')
         if broken:

@@ -118,7 +118,7 @@ def test_no_secret_in_environment_or_compose_file(rendered, probes):
 def test_orthanc_rest_port_published_on_loopback_only(compose):
     for service in SERVICES:
         for port in compose['services'][service].get('ports', []):
-            host, _, rest = str(port).rpartition(':')
+            host, _sep, rest = str(port).rpartition(':')
             if rest == '8042':
                 assert host.rsplit(':', 1)[0] == '127.0.0.1', f'{service} publishes 8042 on {port}'
 
