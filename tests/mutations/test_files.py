@@ -1,7 +1,7 @@
 # Copyright: (c) 2026, clinicpacs.orthanc contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Owners and modes of the files the pacs role writes on a box (tasks/directories.yml, tls-clinic-ca.yml,
+"""Owners and modes of the files the pacs role writes on a box (tasks/directories.yml, tls-provided.yml,
 config.yml), run for real by files.yml into a temporary folder: every file that holds a secret of the
 inventory or a private key is readable by its owner only, and the folders that hold them too.
 """
@@ -13,14 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import HERE, SECRETS, inventory_vars, playbook
+from .conftest import HERE, SECRETS, inventory_vars, playbook, throwaway_certificate
 
 
 @pytest.fixture(scope='module')
 def box(tmp_path_factory, network, image_facts) -> Path:
     tmp = tmp_path_factory.mktemp('box')
     extra = inventory_vars(network, image_facts)
-    extra.update(pacs_base_dir=str(tmp / 'opt'), pacs_data_dir=str(tmp / 'srv'), pacs_tls_ca_fetch=False)
+    key, crt = throwaway_certificate(tmp_path_factory)
+    extra.update(pacs_base_dir=str(tmp / 'opt'), pacs_data_dir=str(tmp / 'srv'), pacs_tls_mode='provided')
+    extra.update(pacs_tls_certificate=crt.read_text(), pacs_tls_private_key=key.read_text())
     res = playbook(HERE / 'files.yml', extra, tmp)
     assert res.returncode == 0, f'the role\'s tasks failed:\n{res.stdout[-4000:]}\n{res.stderr[-2000:]}'
     return tmp / 'opt'
@@ -52,6 +54,6 @@ def test_secret_files_readable_by_their_owner_only(box):
 
 
 def test_secret_folders_closed(box):
-    for folder in ('.', 'secrets', 'tls', 'tls/ca', 'tls/server', 'orthanc'):
+    for folder in ('.', 'secrets', 'tls', 'tls/server', 'orthanc'):
         mode = stat.S_IMODE((box / folder).stat().st_mode)
         assert mode & 0o077 == 0, f'{folder} has mode {oct(mode)}'
