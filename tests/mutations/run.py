@@ -115,7 +115,10 @@ def pytest_run(tests: list[str], roles_parent: Path, cache: Path, junit: Path) -
     env.update(MUTATIONS_ROLES=str(roles_parent / 'roles'), MUTATIONS_CACHE=str(cache), PYTHONDONTWRITEBYTECODE='1')
     cmd = [sys.executable, '-m', 'pytest', '-p', 'no:cacheprovider', '-q', '-rfE', f'--junitxml={junit}']
     cmd += [f'tests/mutations/{t}' for t in tests]
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    try:
+        return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    except subprocess.TimeoutExpired as exc:  # reported as an error by the caller (no report, exit 124)
+        return subprocess.CompletedProcess(cmd, 124, str(exc.stdout or ''), f'pytest timed out after {exc.timeout} s')
 
 
 def outcomes(junit: Path) -> tuple[list[str], list[str], int]:
