@@ -21,7 +21,7 @@ MOLECULE_SCENARIOS ?= smoke default security fleet backup_restore upgrade layout
 # `make test` is a goal too. SETUP_SKIP=1 skips it (a machine set up by hand).
 SETUP_PROFILE ?= $(if $(filter test,$(MAKECMDGOALS)),test,$(if $(filter demo,$(MAKECMDGOALS)),demo,test))
 
-.PHONY: help setup venv collections images lint sanity unit integration integration-only molecule molecule-only test demo demo-clean bench bench-quick bench-quick-only clean
+.PHONY: help setup venv collections images lint sanity unit integration integration-only mutations mutations-only molecule molecule-only test demo demo-clean bench bench-quick bench-quick-only clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -57,11 +57,16 @@ unit: collections ## unit tests (no Docker needed)
 
 integration: collections images integration-only ## integration tests against real Orthanc/PostgreSQL containers
 
+mutations: collections images mutations-only ## the mutation table: each security setting weakened in a copy of the roles must fail its test
+
 molecule: collections images molecule-only ## Molecule scenarios on clinic box containers
 
 # The same without their prerequisites (tools/test.sh has made them already).
 integration-only:
 	$(PYTEST) tests/images tests/integration
+
+mutations-only:
+	$(BIN)/python tests/mutations/run.py $(MUTATIONS_ARGS)
 
 molecule-only:
 	for s in $(MOLECULE_SCENARIOS); do $(BIN)/molecule test -s $$s || exit 1; done

@@ -3,9 +3,10 @@
 #
 #   1. venv + collections
 #   2. at once: the images (mostly downloads and disk) | lint, sanity, unit (CPU)
-#   3. at once, in lanes: integration tests, every benchmark at its smallest size (bench/run.py --quick,
-#      results under .cache/test-logs/bench-results, not bench/results) and the Molecule scenarios, each
-#      lane in sequence (TEST_LANES, default 2; 1 runs everything one after the other)
+#   3. at once, in lanes: integration tests, the mutation table (tests/mutations/run.py), every benchmark at
+#      its smallest size (bench/run.py --quick, results under .cache/test-logs/bench-results, not
+#      bench/results) and the Molecule scenarios, each lane in sequence (TEST_LANES, default 2; 1 runs
+#      everything one after the other)
 #   4. a table of every step's duration; the first failure fails the run (the other lanes finish first)
 #
 # Steps that run side by side write to logs under .cache/test-logs/ and each log is printed whole when its
@@ -74,7 +75,7 @@ images_rc=0
 wait "$images" || images_rc=$?
 ((static_rc == 0 && images_rc == 0)) || exit 1
 
-# 3. Integration, the benchmarks and Molecule in lanes.
+# 3. Integration, the mutation table, the benchmarks and Molecule in lanes.
 declare -a lane_jobs=()
 for ((i = 0; i < LANES; i++)); do lane_jobs[i]=""; done
 # Each job to the lane with the least queued, longest first, by the minutes a job took in a lane of a
@@ -84,7 +85,7 @@ cost() {
   case "${1#molecule:}" in
     fleet) echo 16 ;; layouts) echo 12 ;; upgrade) echo 8 ;;
     default | security | backup_restore | integration) echo 6 ;;
-    bench) echo 4 ;; smoke) echo 1 ;; *) echo 6 ;;
+    bench) echo 4 ;; mutations) echo 3 ;; smoke) echo 1 ;; *) echo 6 ;;
   esac
 }
 for ((i = 0; i < LANES; i++)); do lane_cost[i]=0; done
@@ -96,7 +97,7 @@ assign() {
   lane_jobs[best]="${lane_jobs[best]} $job"
   lane_cost[best]=$((lane_cost[best] + $(cost "$job")))
 }
-jobs_by_cost=$(for job in integration bench $(printf 'molecule:%s ' $SCENARIOS); do
+jobs_by_cost=$(for job in integration mutations bench $(printf 'molecule:%s ' $SCENARIOS); do
   printf '%s %s\n' "$(cost "$job")" "$job"
 done | sort -rn -k1,1 -s | cut -d' ' -f2)
 for job in $jobs_by_cost; do assign "$job"; done
@@ -104,6 +105,7 @@ for job in $jobs_by_cost; do assign "$job"; done
 run_job() {
   case "$1" in
     integration) "$MAKE" --no-print-directory integration-only ;;
+    mutations) "$MAKE" --no-print-directory mutations-only ;;
     bench) BENCH_RESULTS="$LOGS/bench-results" "$MAKE" --no-print-directory bench-quick-only ;;
     molecule:*) "$MAKE" --no-print-directory molecule-only MOLECULE_SCENARIOS="${1#molecule:}" ;;
   esac
@@ -121,7 +123,7 @@ lane() {
   done
 }
 
-say "integration and Molecule in $LANES lane(s):$(for ((i = 0; i < LANES; i++)); do printf ' [%s ]' "${lane_jobs[i]}"; done)"
+say "integration, mutations, bench and Molecule in $LANES lane(s):$(for ((i = 0; i < LANES; i++)); do printf ' [%s ]' "${lane_jobs[i]}"; done)"
 declare -a pids=()
 for ((i = 0; i < LANES; i++)); do
   lane "${lane_jobs[i]}" &
