@@ -377,5 +377,6 @@ def nginx(tmp_path_factory, containers, network, rendered) -> Nginx:
         '-v', f'{main_conf}:/etc/nginx/nginx.conf:ro', NGINX_IMAGE,
     )  # fmt: skip
     server = Nginx(ip, name)
+    server.site, server.tls = site, tls
     wait_http(server.http + '/', 'nginx', name, any_status=True)
     return server

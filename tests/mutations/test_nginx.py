@@ -16,6 +16,8 @@ import warnings
 import pytest
 import requests
 
+from .conftest import NGINX_IMAGE, docker
+
 # The certificate is a throw-away one: nothing to verify.
 pytestmark = pytest.mark.filterwarnings('ignore:Unverified HTTPS request')
 
@@ -98,3 +100,15 @@ def test_plain_http_only_redirects_to_https(nginx):
     response = requests.get(nginx.http + '/system?x=1', timeout=10, allow_redirects=False)
     assert response.status_code == 301, f'plain HTTP answered {response.status_code}, not a redirect'
     assert response.headers['Location'] == f'https://{nginx.ip}/system?x=1'
+
+
+def test_site_loads_with_the_images_own_nginx_conf(nginx):
+    """The tests above run nginx with an official-like nginx.conf; the image's own (Debian's, with server_tokens
+    and ssl_protocols in its http block, where the site is included) must load the site as well: a directive
+    the site repeated at that level would be a duplicate that stops nginx in every clinic on Debian's nginx."""
+    res = docker(
+        'run', '--rm', '--network', 'none', '--add-host', 'orthanc:127.0.0.1',
+        '-v', f'{nginx.site}:/etc/nginx/conf.d:ro', '-v', f'{nginx.tls}:/etc/nginx/tls:ro',
+        '--entrypoint', 'nginx', NGINX_IMAGE, '-t', check=False,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
