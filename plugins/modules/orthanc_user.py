@@ -81,8 +81,19 @@ options:
   exclusive:
     description:
       - Remove every user of the file that is not listed (in O(users) or O(name)).
+      - With no present user listed (an empty O(users), or only V(absent) users) this removes every user, and the
+        module refuses unless O(confirm_remove_all=true).
     type: bool
     default: false
+  confirm_remove_all:
+    description:
+      - Confirm that O(exclusive=true) with no present user is meant to remove every user of the file. Without it
+        such a run fails before anything is read or written, so that a user list left empty by mistake cannot
+        lock everyone out (with authentication on and no user, Orthanc 1.13 refuses to start).
+      - Has no effect when O(exclusive=false) or when a present user is listed.
+    type: bool
+    default: false
+    version_added: 0.1.0
   update_password:
     description:
       - V(always) sets the password of existing users when it differs from the file.
@@ -308,6 +319,7 @@ def main():
             },
         },
         'exclusive': {'type': 'bool', 'default': False},
+        'confirm_remove_all': {'type': 'bool', 'default': False},
         'update_password': {'type': 'str', 'default': 'always', 'choices': ['always', 'on_create'], 'no_log': False},
         'verify_login': {'type': 'bool', 'default': False},
         'mode': {'type': 'raw', 'default': '0600'},
@@ -338,6 +350,12 @@ def main():
     errors.extend(owner_errors(p))
     if errors:
         om.fail('; '.join(errors))
+    if p['exclusive'] and not p['confirm_remove_all'] and not any(e['state'] == 'present' for e in entries):
+        om.fail(
+            f'exclusive=true with no present user would remove every user of {path} (with authentication on, '
+            'Orthanc then has no user and 1.13 refuses to start); set confirm_remove_all=true to confirm that this '
+            'is wanted'
+        )
 
     try:
         doc, users = read_users_file(path)

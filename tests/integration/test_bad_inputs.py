@@ -240,6 +240,16 @@ def test_user_invalid_name_leaves_file(stack):
     assert stack.users_file.read_bytes() == before
 
 
+def test_user_exclusive_empty_list_is_refused_and_orthanc_keeps_its_users(stack):
+    """An empty exclusive user list (an inventory variable left empty) would lock everyone out of the real
+    Orthanc at its next restart: refused without confirm_remove_all, the file untouched, the login works."""
+    before = stack.users_file.read_bytes()
+    res = run_ansible('orthanc_user', {'path': str(stack.users_file), 'users': [], 'exclusive': True}, stack)
+    assert res.get('failed') is True and 'confirm_remove_all=true' in res['msg'], res
+    assert stack.users_file.read_bytes() == before
+    assert stack.restart_orthanc()['Version'] == ORTHANC_VERSION
+
+
 # -- issue 15: hostile inputs, second round ------------------------------------------------------------------------
 class _NotOrthanc(http.server.BaseHTTPRequestHandler):
     """Answers 200 with something that is not Orthanc's JSON; records every method it is sent."""

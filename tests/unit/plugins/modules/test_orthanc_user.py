@@ -210,3 +210,25 @@ def test_existing_owner_is_kept_when_not_given(path, capsys):
     assert res['changed'] is True
     st = os.stat(path)
     assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o600, 4242, 4242)
+
+
+@pytest.mark.parametrize('users', [[], [{'name': 'alice', 'state': 'absent'}]], ids=['empty', 'only-absent'])
+def test_exclusive_without_a_present_user_needs_confirm_remove_all(path, capsys, users):
+    with open(path, 'w') as handle:
+        json.dump({'RegisteredUsers': {'alice': 'pw1', 'bob': 'pw2'}}, handle)
+    before = Path(path).read_bytes()
+    failed, res = run_module(orthanc_user, {'path': path, 'users': users, 'exclusive': True}, capsys)
+    assert failed
+    assert res['changed'] is False
+    assert 'confirm_remove_all=true' in res['msg'] and '\n' not in res['msg']
+    assert Path(path).read_bytes() == before
+
+
+def test_confirm_remove_all_removes_every_user(path, capsys):
+    with open(path, 'w') as handle:
+        json.dump({'RegisteredUsers': {'alice': 'pw1', 'bob': 'pw2'}}, handle)
+    args = {'path': path, 'users': [], 'exclusive': True, 'confirm_remove_all': True}
+    failed, res = run_module(orthanc_user, args, capsys)
+    assert not failed
+    assert res['deleted'] == ['alice', 'bob']
+    assert read(path) == {}
