@@ -206,6 +206,22 @@ def test_firewall_follows_device_add_and_remove(host):
     assert _dropped(host) > before
 
 
+def test_remove_device_playbook_closes_the_firewall(host):
+    """playbooks/remove_device.yml on the real box: sim-cbct leaves Orthanc and its address (.22) is dropped by
+    the firewall; playbooks/add_device.yml puts both back."""
+    assert _echo(CBCT_IP, "SIMCBCT").returncode == 0
+    res = _playbook("remove_device.yml", "-e", f"clinic={BOX}", "-e", "device_name=sim-cbct")
+    assert res.returncode == 0, res.stdout[-3000:]
+    before = _dropped(host)
+    echo = _echo(CBCT_IP, "SIMCBCT", timeout="5")
+    assert echo.returncode != 0 and "Association Rejected" not in echo.stderr, echo.stderr
+    assert _dropped(host) > before
+    device = {"name": "sim-cbct", "aet": "SIMCBCT", "host": CBCT_IP, "port": 11112}
+    res = _playbook("add_device.yml", "-e", f"clinic={BOX}", "-e", json.dumps({"device": device, "device_echo": False}))
+    assert res.returncode == 0, res.stdout[-3000:]
+    assert _echo(CBCT_IP, "SIMCBCT").returncode == 0
+
+
 def _tcp_from_device(ip: str, port: int) -> str:
     """A TCP connection from a device container at `ip` to the box: 'open', 'refused' or 'dropped' (no answer
     within 3 s: the firewall drops what it does not accept, it never rejects)."""
