@@ -3,10 +3,10 @@
 #
 #   1. venv + collections
 #   2. at once: the images (mostly downloads and disk) | lint, sanity, unit (CPU), which go on beside step 3
-#   3. once the images are there, at once, in lanes: integration tests, the mutation table (tests/mutations/run.py), every benchmark at
-#      its smallest size (bench/run.py --quick, results under .cache/test-logs/bench-results, not
-#      bench/results) and the Molecule scenarios, each lane in sequence (TEST_LANES, default 2; 1 runs
-#      everything one after the other)
+#   3. once the images are there, at once, in lanes: integration tests, the mutation table
+#      (tests/mutations/run.py), every benchmark at its smallest size (bench/run.py --quick, results under
+#      .cache/test-logs/bench-results, not bench/results) and the Molecule scenarios, each lane in sequence
+#      (TEST_LANES, default 2; 1 runs everything one after the other)
 #   4. a table of every step's duration; the first failure fails the run (the other lanes finish first)
 #
 # Steps that run side by side write to logs under .cache/test-logs/ and each log is printed whole when its
