@@ -158,6 +158,24 @@ def test_restore_check_mode_prints_plan_changes_nothing(host):
     assert _backups(host) == [STATE["backup"]]
 
 
+def test_restore_keeps_the_current_state_first(host, clinic):
+    """A restore on a running clinic first backs up what is there now (label pre-restore), so that the restore
+    itself can be undone: here the current state lacks one study, which that backup records and the restore
+    brings back."""
+    study = sorted(clinic.json("/studies"))[0]
+    lost = len(clinic.json(f"/studies/{study}/instances"))
+    assert clinic.request("DELETE", f"/studies/{study}").status_code == 200
+    res = _playbook("restore.yml", "-e", f"backup_restore_name={STATE['backup']}")
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
+    assert clinic.json("/statistics")["CountInstances"] == UNIQUE
+    taken = [name for name in _backups(host) if name != STATE["backup"]]
+    assert len(taken) == 1, _backups(host)
+    manifest = host.file(f"{BACKUPS}/{taken[0]}/MANIFEST").content_string.splitlines()
+    assert "label=pre-restore" in manifest and f"instances={UNIQUE - lost}" in manifest, manifest
+    # The tests below expect the one backup of the start.
+    assert host.run(f"rm -rf {BACKUPS}/{taken[0]}").rc == 0
+
+
 # ----------------------------------------------------------------------------------------------------
 # 3. Disaster: the stack and its data are gone; restore
 # ----------------------------------------------------------------------------------------------------
