@@ -20,6 +20,7 @@ from _dedupe_common import RESULTS, machine, setup_paths
 setup_paths()
 
 import synth_patients  # noqa: E402
+import synth_patients_iberian  # noqa: E402
 from ansible_collections.clinicpacs.orthanc.plugins.module_utils import patient_matching  # noqa: E402
 
 
@@ -33,8 +34,15 @@ def grouped_pairs(result):
     return pairs
 
 
-def evaluate(n_records, seed, config=None):
-    data = synth_patients.generate(n_records, seed=seed)
+# name -> (module, role): tune on the first, check on the second (written before tuning, never tuned on)
+GENERATORS = {
+    'synth_patients': (synth_patients, 'tuning set: thresholds were chosen on it'),
+    'synth_patients_iberian': (synth_patients_iberian, 'held out: never tuned on (stand-in for an external set)'),
+}
+
+
+def evaluate(n_records, seed, config=None, generator='synth_patients'):
+    data = GENERATORS[generator][0].generate(n_records, seed=seed)
     records = patient_matching.records_from_observations(data['records'])
     start = time.perf_counter()
     result = patient_matching.find_duplicates(records, config)
@@ -65,6 +73,7 @@ def evaluate(n_records, seed, config=None):
         entry['false_merge_rate'] = round(entry['merged'] / entry['pairs'], 4) if entry['pairs'] else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {
+        'generator': generator,
         'records': n_records,
         'seed': seed,
         'true_pairs': len(truth),
@@ -88,24 +97,26 @@ def main(argv=None):
         '--output',
         help='result file (default: bench/results/dedupe_quality.json, or dedupe_quality_quick.json with --quick)',
     )
+    parser.add_argument('--generator', action='append', choices=sorted(GENERATORS), help='only this generator')
     args = parser.parse_args(argv)
     if not args.output:
         args.output = os.path.join(RESULTS, 'dedupe_quality_quick.json' if args.quick else 'dedupe_quality.json')
     sets = [(2000, 11)] if args.quick else [(2000, 11), (10000, 12), (50000, 13)]
     runs = []
-    for n_records, seed in sets:
-        run = evaluate(n_records, seed)
-        runs.append(run)
-        print(
-            f"{n_records:>7} records: precision {run['precision']:.4f} recall {run['recall']:.4f} "
-            f"F1 {run['f1']:.4f} ambiguous {run['ambiguous_records']} ({run['seconds']} s)"
-        )
+    for generator in args.generator or list(GENERATORS):
+        for n_records, seed in sets:
+            run = evaluate(n_records, seed, generator=generator)
+            runs.append(run)
+            print(
+                f"{generator:<23} {n_records:>7} records: precision {run['precision']:.4f} recall {run['recall']:.4f} "
+                f"F1 {run['f1']:.4f} ambiguous {run['ambiguous_records']} ({run['seconds']} s)"
+            )
     out = {
         'benchmark': 'dedupe_quality',
         'date': datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%dT%H:%M:%SZ'),
         'machine': machine(),
         'parameters': {
-            'generator': 'synth_patients.py defaults (dup_rate 0.25, lookalike_rate 0.08, common_rate 0.02)',
+            'generators': {name: role for name, (_module, role) in GENERATORS.items()},
             'matcher': dict(patient_matching.DEFAULT_CONFIG.items()),
             'quick': args.quick,
         },
