@@ -8,7 +8,8 @@
 * ``read_study_observations(client, page_size)`` reads every study once with paged, expanded
   ``GET /studies`` (or ``POST /tools/find``) calls (``limit``/``since``) and returns one flat observation per
   study (DICOM keywords: PatientID, PatientName, PatientBirthDate, PatientSex, OtherPatientIDs, StudyDate,
-  InstitutionName, StudyInstanceUID), the input of ``patient_matching.records_from_observations``.
+  InstitutionName, StudyInstanceUID, and IssuerOfPatientID/StationName when the index holds them), the input
+  of ``patient_matching.records_from_observations``.
   Patient-level tags are read from the *study* (Orthanc keeps a copy of the patient module per study), so
   every name a PatientID was registered with is seen, not only the one of its latest study. Only main DICOM
   tags are used, so Orthanc answers from its database index without opening a DICOM file.
@@ -31,6 +32,10 @@ from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_client 
 
 PATIENT_TAGS = ('PatientID', 'PatientName', 'PatientBirthDate', 'PatientSex', 'OtherPatientIDs')
 STUDY_TAGS = ('StudyInstanceUID', 'StudyDate', 'InstitutionName')
+# Not main DICOM tags by default: taken when Orthanc's ExtraMainDicomTags stores them in the index, never read
+# from the DICOM files (that would open one file per study).
+OPTIONAL_PATIENT_TAGS = ('IssuerOfPatientID',)
+OPTIONAL_STUDY_TAGS = ('StationName',)
 UID_TAGS = ['StudyInstanceUID', 'SeriesInstanceUID', 'SOPInstanceUID']
 
 
@@ -65,6 +70,10 @@ def observation(study):
     obs = {tag: patient.get(tag) or '' for tag in PATIENT_TAGS}
     for tag in STUDY_TAGS:
         obs[tag] = main.get(tag) or ''
+    for tags, source in ((OPTIONAL_PATIENT_TAGS, patient), (OPTIONAL_STUDY_TAGS, main)):
+        for tag in tags:
+            if source.get(tag):
+                obs[tag] = source[tag]
     obs['OtherPatientIDs'] = split_multi(obs['OtherPatientIDs'])
     return obs
 

@@ -152,7 +152,7 @@ DEFAULT_CONFIG = {
         'other_ids': 0.3,
         'study_uid': 0.15,
         'institution': 0.0,
-        'study_date': 0.0,
+        'study_date': 0.05,
     },
     'missing_one_date_factor': 0.88,
     'missing_both_dates_factor': 0.70,
@@ -166,6 +166,13 @@ DEFAULT_CONFIG = {
     'window': 12,
     'max_names_per_record': 4,
     'ambiguity_margin': 0.05,
+    'frequency_min_records': 200,
+    'distinct_name_count': 3,
+    'missing_date_rare_factor': 0.96,
+    'missing_date_common_factor': 0.6,
+    'rare_name_probability': 0.5,
+    'common_name_namesakes': 2.0,
+    'name_m_prior': 0.9,
     'max_typo_year_gap': 2,
     'placeholder_dates': ['19000101', '00000000', '00010101', '18991231', '18991230'],
 }
@@ -324,7 +331,15 @@ _PARTICLES = frozenset(
     (
         'de',
         'del',
+        'dell',
         'della',
+        'delle',
+        'dei',
+        'degli',
+        'dal',
+        'dall',
+        'dalla',
+        'lo',
         'di',
         'da',
         'das',
@@ -394,9 +409,20 @@ def _normalize(value):
 class ParsedName:
     """A normalised person name: family tokens, given tokens and a generational suffix."""
 
-    __slots__ = ('family', 'family_key', 'given', 'given_first', 'given_key', 'raw', 'sort_key', 'suffix')
+    __slots__ = (
+        'alternatives',
+        'family',
+        'family_key',
+        'given',
+        'given_first',
+        'given_key',
+        'raw',
+        'sort_key',
+        'suffix',
+    )
 
-    def __init__(self, family, given, suffix, raw):
+    def __init__(self, family, given, suffix, raw, alternatives=()):
+        self.alternatives = tuple(alternatives)
         self.family = tuple(family)
         self.given = tuple(given)
         self.suffix = suffix
@@ -472,14 +498,44 @@ def parse_person_name(value):
         tokens, suffix = _clean_tokens(normalize_text(group).split())
         if not tokens:
             return None
-        # free text: family name last, with the particles in front of it
+        # free text: family name last, with the particles in front of it; the other splits are kept as
+        # alternatives (``LOMBARDI MARIA GRAZIA`` may be family first), tried when two names are compared
         cut = len(tokens) - 1
         while cut > 1 and tokens[cut - 1] in _PARTICLES:
             cut -= 1
         family, given = tokens[cut:], tokens[:cut]
+        alternatives = [
+            ParsedName(fam, giv, suffix, raw) for fam, giv in _free_text_splits(tokens) if (fam, giv) != (family, given)
+        ]
+        return ParsedName(family, given, suffix, raw, alternatives)
     if not family:
         return None
     return ParsedName(family, given, suffix, raw)
+
+
+def _free_text_splits(tokens):
+    """Every family/given split of free-text tokens: family first or last, one unit or more, where a unit is
+    a token with the particles in front of it (``di stefano``, ``de la cruz`` are never cut)."""
+    units = []
+    pending = []
+    for tok in tokens:
+        pending.append(tok)
+        if tok not in _PARTICLES:
+            units.append(pending)
+            pending = []
+    if pending:
+        if units:
+            units[-1] = units[-1] + pending
+        else:
+            units.append(pending)
+    out = []
+    for k in range(1, len(units)):
+        head = [t for u in units[:k] for t in u]
+        tail = [t for u in units[k:] for t in u]
+        for split in ((tuple(head), tuple(tail)), (tuple(tail), tuple(head))):
+            if split not in out:
+                out.append(split)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -687,6 +743,8 @@ def compare_birth_dates(d1, d2):
         return 0.0, f'birth dates differ ({_fmt_date(d1)} vs {_fmt_date(d2)})', True
     if y1 == y2 and m1 == a2 and a1 == m2:
         return 0.9, f'day/month swap in birth date ({_fmt_date(d1)} vs {_fmt_date(d2)})', False
+    if abs(y1 - y2) == 1 and (m1, a1) == (m2, a2):
+        return 0.8, f'birth year off by one ({_fmt_date(d1)} vs {_fmt_date(d2)})', False
     s1 = '{:04d}{:02d}{:02d}'.format(*d1)
     s2 = '{:04d}{:02d}{:02d}'.format(*d2)
     diff = [i for i in range(8) if s1[i] != s2[i]]
@@ -706,19 +764,54 @@ def compare_birth_dates(d1, d2):
 # ---------------------------------------------------------------------------------------------
 
 
-def _family_similarity(a, b):
+_FOLDS = (('ue', 'u'), ('oe', 'o'), ('ae', 'a'), ('ss', 's'), ('ph', 'f'), ('th', 't'), ('y', 'i'), ('h', ''))
+
+
+@lru_cache(maxsize=1 << 16)
+def _folded(token):
+    """A token with German umlaut transcriptions and common spelling doublets folded (``mueller`` = ``muller``,
+    ``hussein`` = ``husein``), used only to recognise two spellings of one name."""
+    for src, dst in _FOLDS:
+        if src in token:
+            token = token.replace(src, dst)
+    out = []
+    for ch in token:
+        if not out or out[-1] != ch:
+            out.append(ch)
+    return ''.join(out)
+
+
+def _distinct_names(x, y, cfg, kind):
+    """True when two similar-looking names are both established in this clinic (each seen in at least
+    ``distinct_name_count`` records) and do not sound alike: two real names (``Marco``/``Mario``,
+    ``Carbone``/``Caruso``), not a typo of one (a typo makes a rare spelling)."""
+    freq = cfg.get('_freq')
+    if freq is None:
+        return False
+    counts = freq.family if kind == 'family' else freq.given
+    low = cfg['distinct_name_count']
+    if counts.get(x, 0) < low or counts.get(y, 0) < low:
+        return False
+    return phonetic_key(x) != phonetic_key(y) and _folded(x) != _folded(y)
+
+
+def _family_similarity(a, b, cfg=None):
     """Similarity of two family names (ParsedName). Returns (score, note)."""
     if a.family_key == b.family_key:
         return 1.0, None
+    if _folded(a.family_key) == _folded(b.family_key):
+        return 0.97, 'family name spelling variant'
     score = jaro_winkler(a.family_key, b.family_key)
     if len(a.family) > 1 or len(b.family) > 1:
         common = set(a.family) & set(b.family)
         if any(len(tok) > 2 and tok not in _PARTICLES for tok in common) and score < 0.92:
             return 0.92, 'partial surname'
+    if cfg is not None and _distinct_names(a.family_key, b.family_key, cfg, 'family'):
+        return min(score, 0.5), 'two different surnames, both common here'
     return score, None
 
 
-def _given_similarity(a, b):
+def _given_similarity(a, b, cfg=None):
     """Similarity of two given names; None when one is missing. Returns (score, note)."""
     if not a.given or not b.given:
         return None, None
@@ -727,26 +820,56 @@ def _given_similarity(a, b):
     fa, fb = a.given_first, b.given_first
     if (len(fa) == 1 or len(fb) == 1) and fa[0] == fb[0]:
         return 0.85, 'given name initial'
+    if _folded(fa) == _folded(fb) or _folded(a.given_key) == _folded(b.given_key):
+        return 0.97, 'given name spelling variant'
     score = max(jaro_winkler(fa, fb), jaro_winkler(a.given_key, b.given_key))
+    if cfg is not None and _distinct_names(fa, fb, cfg, 'given'):
+        return min(score, 0.5), 'two different given names, both common here'
     return score, None
 
 
 def _given_vs_family(given_of, family_of):
-    """For the swapped order: given name of one record against the family name of the other."""
+    """For the swapped order: the whole given name of one record against the family name of the other (its first
+    word alone only when it is the whole given name: ``Carbone Anna`` is not ``Caruso``)."""
     if not given_of.given:
         return 0.0
-    return max(
-        jaro_winkler(given_of.given_key, family_of.family_key), jaro_winkler(given_of.given_first, family_of.family_key)
-    )
+    return jaro_winkler(given_of.given_key, family_of.family_key)
 
 
 def compare_names(a, b, cfg=None):
-    """Compare two ParsedName. Returns a dict: score, reasons, family_conflict, given_conflict, suffix_conflict."""
+    """Compare two ParsedName. Returns a dict: score, reasons, family_conflict, given_conflict, suffix_conflict.
+
+    A free-text name (no ``^``, no comma) is tried in each of its family/given splits; the best split that is
+    not a conflict wins (reason ``free-text name read as FAMILY^GIVEN``).
+    """
     cfg = cfg or DEFAULT_CONFIG
+    best = _compare_names_once(a, b, cfg)
+    if not (a.alternatives or b.alternatives):
+        return best
+    for xa in (a, *a.alternatives):
+        for xb in (b, *b.alternatives):
+            if xa is a and xb is b:
+                continue
+            res = _compare_names_once(xa, xb, cfg)
+            if _name_key(res) > _name_key(best):
+                for x, orig in ((xa, a), (xb, b)):
+                    if x is not orig:
+                        res['reasons'].append(
+                            'free-text name read as {}^{}'.format(' '.join(x.family).upper(), ' '.join(x.given).upper())
+                        )
+                best = res
+    return best
+
+
+def _name_key(res):
+    return (not (res['family_conflict'] or res['given_conflict'] or res['suffix_conflict']), res['score'])
+
+
+def _compare_names_once(a, b, cfg):
     fam_min, giv_min = cfg['family_min'], cfg['given_min']
     reasons = []
-    fam, fam_note = _family_similarity(a, b)
-    giv, giv_note = _given_similarity(a, b)
+    fam, fam_note = _family_similarity(a, b, cfg)
+    giv, giv_note = _given_similarity(a, b, cfg)
     swapped = False
     if a.given and b.given and (fam < fam_min or (giv is not None and giv < giv_min)):
         fam_s = _given_vs_family(b, a)
@@ -828,6 +951,7 @@ class PatientRecord:
         'birth_dates',
         'id_set',
         'institutions',
+        'issuers',
         'name_studies',
         'names',
         'other_ids',
@@ -836,6 +960,7 @@ class PatientRecord:
         'patient_id',
         'sex',
         'sexes',
+        'stations',
         'study_dates',
         'study_uids',
     )
@@ -851,6 +976,8 @@ class PatientRecord:
         institutions=(),
         study_uids=(),
         placeholders=None,
+        issuers=(),
+        stations=(),
     ):
         self.patient_id = '' if patient_id is None else str(patient_id)
         self.name_studies = {}
@@ -873,6 +1000,8 @@ class PatientRecord:
         self.study_dates = _unique(str(d).strip() for d in _as_list(study_dates))
         self.institutions = [i for i in _unique(normalize_text(i) for i in _as_list(institutions)) if i]
         self.study_uids = _unique(str(u).strip() for u in _as_list(study_uids))
+        self.issuers = _unique(str(i).strip() for i in _as_list(issuers))
+        self.stations = [i for i in _unique(normalize_text(i) for i in _as_list(stations)) if i]
         for uids in self.name_studies.values():
             for uid in sorted(uids):
                 if uid not in self.study_uids:
@@ -904,7 +1033,8 @@ def records_from_observations(observations, placeholders=None):
     """Group flat observations (dicts keyed by DICOM keywords) by PatientID into PatientRecords.
 
     Recognised keys: PatientID, PatientName, PatientBirthDate, PatientSex, OtherPatientIDs (list or
-    backslash-separated), StudyDate, InstitutionName, StudyInstanceUID. Values may be lists.
+    backslash-separated), StudyDate, InstitutionName, StudyInstanceUID, and where the source has them
+    IssuerOfPatientID and StationName. Values may be lists.
     Records come back sorted by PatientID.
     """
     grouped = {}
@@ -912,7 +1042,18 @@ def records_from_observations(observations, placeholders=None):
         pid = obs.get('PatientID')
         pid = '' if pid is None else str(pid).strip()
         entry = grouped.setdefault(
-            pid, {'names': [], 'dates': [], 'sexes': [], 'other': [], 'sdates': [], 'inst': [], 'uids': []}
+            pid,
+            {
+                'names': [],
+                'dates': [],
+                'sexes': [],
+                'other': [],
+                'sdates': [],
+                'inst': [],
+                'uids': [],
+                'issuers': [],
+                'stations': [],
+            },
         )
         uids = _as_list(obs.get('StudyInstanceUID'))
         uid = uids[0] if uids else None
@@ -924,6 +1065,8 @@ def records_from_observations(observations, placeholders=None):
         entry['sdates'].extend(_as_list(obs.get('StudyDate')))
         entry['inst'].extend(_as_list(obs.get('InstitutionName')))
         entry['uids'].extend(uids)
+        entry['issuers'].extend(_as_list(obs.get('IssuerOfPatientID')))
+        entry['stations'].extend(_as_list(obs.get('StationName')))
     return [
         PatientRecord(
             pid,
@@ -935,9 +1078,158 @@ def records_from_observations(observations, placeholders=None):
             e['inst'],
             e['uids'],
             placeholders=placeholders,
+            issuers=e['issuers'],
+            stations=e['stations'],
         )
         for pid, e in sorted(grouped.items())
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Frequencies and Fellegi-Sunter parameters, from the clinic's own records
+# ---------------------------------------------------------------------------------------------
+
+
+class NameFrequencies:
+    """How common each family name, given name, birth date and study date is among ``records``.
+
+    Counts are of records (a record counts once per value). The u-probability of an agreement on a value (the
+    chance that two different people share it) follows from the count; a pair's own two records are left out.
+    """
+
+    __slots__ = ('birth_date', 'family', 'full', 'given', 'n', 'study_date')
+
+    def __init__(self, records, max_names=4):
+        self.n = len(records)
+        self.family = {}
+        self.given = {}
+        self.birth_date = {}
+        self.study_date = {}
+        self.full = {}
+        for record in records:
+            fams = set()
+            givs = set()
+            fulls = set()
+            years = {d[0] for d in record.parsed_dates}
+            for pn in record.parsed_names[:max_names]:
+                for x in (pn, *pn.alternatives):
+                    fams.add(x.family_key)
+                    if x.given:
+                        givs.add(x.given_first)
+                        fulls.add((x.family_key, x.given_first))
+            for table, values in (
+                (self.family, fams),
+                (self.given, givs),
+                (self.birth_date, set(record.parsed_dates)),
+                (self.study_date, set(record.study_dates)),
+            ):
+                for value in values:
+                    table[value] = table.get(value, 0) + 1
+            for value in fulls:
+                self.full.setdefault(value, set()).update(years)
+
+    def others(self, table, x, y):
+        """Records other than the pair's own that carry ``x`` or ``y`` (the commoner of the two spellings)."""
+        count = max(table.get(x, 0), table.get(y, 0))
+        return max(count - (2 if x == y else 1), 0)
+
+    def expected_namesakes(self, na, nb, own_years=()):
+        """Expected number of other people in the clinic with this family and given name (u times N): the
+        product of the two names' frequencies (independence), or the other records with this very full name when
+        there are more of them."""
+        fam = self.others(self.family, na.family_key, nb.family_key) + 0.5
+        if not (na.given and nb.given):
+            return fam
+        giv = self.others(self.given, na.given_first, nb.given_first) + 0.5
+        full = max(self.people(na, own_years), self.people(nb, own_years))
+        return max(fam * giv / max(self.n, 1), float(full))
+
+    def people(self, pn, own_years=()):
+        """Other people of this clinic with this full name: its records' birth years, without those within two
+        years of the pair's own (``own_years``), in clusters more than two years apart (a person's records count
+        once)."""
+        years = sorted(
+            y for y in self.full.get((pn.family_key, pn.given_first), ()) if all(abs(y - o) > 2 for o in own_years)
+        )
+        return sum(1 for i, year in enumerate(years) if i == 0 or year - years[i - 1] > 2)
+
+
+def estimate_m_u(patterns, iterations=200, tolerance=1e-7):
+    """EM for the Fellegi-Sunter model with conditionally independent binary fields.
+
+    ``patterns``: ``{agreement tuple (0/1 per field): number of candidate pairs}``. Returns ``{'m': [...],
+    'u': [...], 'p': share of matches, 'iterations': n, 'stable': bool}``. Stable means it converged, the
+    share of matches is strictly between 0.1 % and 99.9 % and every field agrees more often among matches
+    than among non-matches (m > u); otherwise the caller keeps its priors.
+    """
+    total = sum(patterns.values())
+    if not patterns or total < 50:
+        return {'m': [], 'u': [], 'p': 0.0, 'iterations': 0, 'stable': False}
+    k = len(next(iter(patterns)))
+    m = [0.9] * k
+    u = [0.1] * k
+    p = 0.1
+    converged = False
+    step = 0
+    while step < iterations:
+        step += 1
+        sum_g = 0.0
+        m_num = [0.0] * k
+        u_num = [0.0] * k
+        for gamma, count in patterns.items():
+            pm_ = p
+            pu_ = 1.0 - p
+            for i, g in enumerate(gamma):
+                pm_ *= m[i] if g else 1.0 - m[i]
+                pu_ *= u[i] if g else 1.0 - u[i]
+            g_match = pm_ / (pm_ + pu_) if pm_ + pu_ > 0 else 0.0
+            sum_g += g_match * count
+            for i, g in enumerate(gamma):
+                if g:
+                    m_num[i] += g_match * count
+                    u_num[i] += (1.0 - g_match) * count
+        new_p = sum_g / total
+        if sum_g <= 0 or sum_g >= total:
+            break
+        new_m = [min(max(x / sum_g, 1e-6), 1 - 1e-6) for x in m_num]
+        new_u = [min(max(x / (total - sum_g), 1e-6), 1 - 1e-6) for x in u_num]
+        delta = max([abs(new_p - p)] + [abs(a - b) for a, b in zip(new_m + new_u, m + u, strict=True)])
+        m, u, p = new_m, new_u, new_p
+        if delta < tolerance:
+            converged = True
+            break
+    stable = converged and 0.001 < p < 0.999 and all(mi > ui for mi, ui in zip(m, u, strict=True))
+    return {
+        'm': [round(x, 4) for x in m],
+        'u': [round(x, 4) for x in u],
+        'p': round(p, 4),
+        'iterations': step,
+        'stable': stable,
+    }
+
+
+EM_FIELDS = ('family_name', 'given_name', 'birth_date', 'sex')
+
+
+def _agreement_pattern(a, b):
+    na, nb = a.parsed_names[0], b.parsed_names[0]
+    return (
+        int(na.family_key == nb.family_key),
+        int(bool(na.given) and na.given_first == nb.given_first),
+        int(bool(set(a.parsed_dates) & set(b.parsed_dates))),
+        int(a.sex is not None and a.sex == b.sex),
+    )
+
+
+def _name_probability(na, nb, cfg, own_years=()):
+    """Probability that an agreement of these two names is the same person rather than a namesake:
+    ``m / (m + expected namesakes)`` with ``m`` from EM (or its prior); None without frequencies."""
+    freq = cfg.get('_freq')
+    if freq is None:
+        return None, None
+    expected = freq.expected_namesakes(na, nb, own_years)
+    m = cfg.get('_m_name', cfg['name_m_prior'])
+    return m / (m + expected), expected
 
 
 # ---------------------------------------------------------------------------------------------
@@ -956,6 +1248,13 @@ _NUMBER_RULES = {
     'cap_sex_conflict': (0.0, 1.0, False),
     'cap_suffix_conflict': (0.0, 1.0, False),
     'ambiguity_margin': (0.0, 1.0, False),
+    'frequency_min_records': (0, 10000000, True),
+    'distinct_name_count': (2, 10000000, True),
+    'missing_date_rare_factor': (0.0, 1.0, False),
+    'missing_date_common_factor': (0.0, 1.0, False),
+    'rare_name_probability': (0.0, 1.0, False),
+    'common_name_namesakes': (0.0, 1000000.0, False),
+    'name_m_prior': (0.01, 1.0, False),
     'max_block_size': (2, 100000, True),
     'window': (1, 100000, True),
     'max_names_per_record': (1, 100, True),
@@ -1063,10 +1362,25 @@ def _compare(a, b, cfg):
             bad = res['family_conflict'] or res['given_conflict'] or res['suffix_conflict']
             key = (not bad, res['score'])
             if best is None or key > best[0]:
-                best = (key, res)
-    name = best[1]
+                best = (key, res, na, nb)
+    _key, name, best_a, best_b = best
     reasons = list(name['reasons'])
     name_conflict = name['family_conflict'] or name['given_conflict']
+    own_years = {d[0] for d in a.parsed_dates} | {d[0] for d in b.parsed_dates}
+    probability, expected = _name_probability(best_a, best_b, cfg, own_years)
+    evidence = {'name': round(name['score'], 3)}
+    held_back = False
+    if probability is not None:
+        freq = cfg['_freq']
+        evidence['name_expected_namesakes'] = round(expected, 4)
+        evidence['name_same_person_probability'] = round(probability, 3)
+        counts = f'family name {best_a.family_key.upper()} in {freq.family.get(best_a.family_key, 0)}'
+        if best_a.given:
+            counts += f', given name {best_a.given_first.upper()} in {freq.given.get(best_a.given_first, 0)}'
+        reasons.append(
+            f'{counts} of {freq.n} records: {"rare" if probability >= cfg["rare_name_probability"] else "common"} '
+            f'name (expected namesakes {expected:.2g})'
+        )
     date_score = None
     date_conflict = False
     if 'birth_date' in fields and a.parsed_dates and b.parsed_dates:
@@ -1078,15 +1392,41 @@ def _compare(a, b, cfg):
                     best_date = res
         date_score, date_reason, date_conflict = best_date
         reasons.append(date_reason)
+        evidence['birth_date'] = date_score
+    # with frequencies, a missing birth date costs little for a rare name and much for a common one
+    one_factor = cfg['missing_one_date_factor']
+    if probability is not None:
+        one_factor = cfg['missing_date_common_factor'] + probability * (
+            cfg['missing_date_rare_factor'] - cfg['missing_date_common_factor']
+        )
     if date_score is not None:
         total = weights['name'] + weights['birth_date']
         score = (weights['name'] * name['score'] + weights['birth_date'] * date_score) / total
+        if (
+            probability is not None
+            and 0 < date_score < 1.0
+            and (
+                (name['score'] < 1.0 and probability < cfg['rare_name_probability'])
+                or expected >= cfg['common_name_namesakes']
+            )
+        ):
+            # a birth-date slip with a name variant counts only for a name rare in this clinic, and a slip
+            # alone not for a name several other people here carry
+            if score >= float(cfg['threshold']):
+                held_back = True
+            score = min(score, float(cfg['threshold']) - 0.01)
+            reasons.append('birth-date slip on a name common here: not enough')
     elif 'birth_date' in fields and (a.parsed_dates or b.parsed_dates):
-        score = name['score'] * cfg['missing_one_date_factor']
+        score = name['score'] * one_factor
+        held_back = name['score'] * cfg['missing_one_date_factor'] >= float(cfg['threshold']) > score
         reasons.append('birth date missing on one record')
+        evidence['birth_date'] = 'missing on one'
     elif 'birth_date' in fields:
-        score = name['score'] * cfg['missing_both_dates_factor']
+        one = cfg['missing_one_date_factor']
+        both = cfg['missing_both_dates_factor'] / one if one else 0.0
+        score = name['score'] * one_factor * both
         reasons.append('no birth dates')
+        evidence['birth_date'] = 'missing'
     else:
         score = name['score']
     if 'other_ids' in fields and weights['other_ids'] and (a.other_ids or b.other_ids):
@@ -1101,17 +1441,32 @@ def _compare(a, b, cfg):
         if shared:
             score += weights['study_uid']
             reasons.append('same StudyInstanceUID under both PatientIDs')
+    if a.issuers and b.issuers and not set(a.issuers) & set(b.issuers):
+        reasons.append(f'PatientIDs from different issuers ({a.issuers[0]} / {b.issuers[0]})')
     if 'institution' in fields and a.institutions and b.institutions and set(a.institutions) & set(b.institutions):
         score += weights['institution']
         reasons.append('same institution')
-    if 'study_date' in fields and a.study_dates and b.study_dates and set(a.study_dates) & set(b.study_dates):
-        score += weights['study_date']
-        reasons.append('same study date')
+    shared_dates = 'study_date' in fields and set(a.study_dates) & set(b.study_dates)
+    if shared_dates:
+        freq = cfg.get('_freq')
+        day = min(shared_dates)
+        share = freq.study_date.get(day, 0) / freq.n if freq is not None and freq.n else None
+        if share is not None and share < 0.01:
+            # a day on which few patients were imaged: likely the same visit seen by two stations
+            score += weights['study_date']
+            where = ''
+            if a.stations and b.stations and not set(a.stations) & set(b.stations):
+                where = ' by different stations'
+            reasons.append(f'same study date {day}{where} ({freq.study_date.get(day, 0)} of {freq.n} records that day)')
+            evidence['study_date'] = day
+        else:
+            reasons.append('same study date')
     sex_conflict = 'sex' in fields and a.sex is not None and b.sex is not None and a.sex != b.sex
     if sex_conflict:
         reasons.append(f'different sex ({a.sex} vs {b.sex})')
     elif 'sex' in fields and a.sex is not None and a.sex == b.sex:
         reasons.append('same sex')
+        evidence['sex'] = a.sex
     if score > 1.0:
         score = 1.0
     if name_conflict:
@@ -1125,7 +1480,10 @@ def _compare(a, b, cfg):
     # a hard conflict keeps two records out of one group; close birth dates (typo chains) do not
     far_dates = date_conflict and _far_dates(a.parsed_dates, b.parsed_dates, cfg['max_typo_year_gap'])
     conflict = name_conflict or name['suffix_conflict'] or far_dates or sex_conflict
-    return {'score': round(score, 4), 'reasons': reasons, 'conflict': conflict}
+    result = {'score': round(score, 4), 'reasons': reasons, 'conflict': conflict, 'evidence': evidence}
+    if held_back and not conflict:
+        result['held_back'] = True  # enough by the fixed rules, not for a name this common here: ask a person
+    return result
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1182,7 +1540,7 @@ def _family_keys(record, family, cfg, codes):
 
 
 def _codes_of(record, cfg):
-    return [_name_codes(pn) for pn in record.parsed_names[: cfg['max_names_per_record']]]
+    return [_name_codes(x) for pn in record.parsed_names[: cfg['max_names_per_record']] for x in (pn, *pn.alternatives)]
 
 
 def blocking_keys(record, config=None):
@@ -1265,13 +1623,34 @@ def find_duplicates(records, config=None):
     records = sorted(records, key=lambda r: r.patient_id)
     n = len(records)
     stats = {'records': n, 'blocks': 0, 'capped_blocks': 0, 'candidate_pairs': 0, 'pairs_above_threshold': 0}
+    pairs = list(_candidate_pairs(records, cfg, stats))
+    if n >= cfg['frequency_min_records'] and n:
+        # value frequencies and the m-probability of a name agreement from this clinic's own records
+        cfg['_freq'] = NameFrequencies(records, cfg['max_names_per_record'])
+        patterns = {}
+        for i, j in pairs:
+            if records[i].parsed_names and records[j].parsed_names:
+                gamma = _agreement_pattern(records[i], records[j])
+                patterns[gamma] = patterns.get(gamma, 0) + 1
+        em = estimate_m_u(patterns)
+        if em['stable']:
+            cfg['_m_name'] = em['m'][0] * em['m'][1]
+        stats['frequencies'] = True
+        stats['em'] = dict(em, fields=list(EM_FIELDS), used=em['stable'])
+    else:
+        stats['frequencies'] = False
     edges = []
-    for i, j in _candidate_pairs(records, cfg, stats):
+    held = []
+    for i, j in pairs:
         res = _compare(records[i], records[j], cfg)
         if res['score'] >= threshold:
             edges.append((res['score'], i, j, res))
+        elif res.get('held_back'):
+            held.append((i, j))
     stats['pairs_above_threshold'] = len(edges)
+    stats['pairs_held_back_by_frequency'] = len(held)
     groups, ambiguous = _group(records, edges, cfg)
+    _add_held_back(records, held, groups, ambiguous)
     return {
         'groups': groups,
         'ambiguous': ambiguous,
@@ -1358,6 +1737,7 @@ def _group(records, edges, cfg):
                     'patient_ids': [records[i].patient_id, records[j].patient_id],
                     'score': score,
                     'reasons': res['reasons'],
+                    'evidence': res.get('evidence', {}),
                 }
             )
             for reason in res['reasons']:
@@ -1376,6 +1756,28 @@ def _group(records, edges, cfg):
             }
         )
     return groups, ambiguous_out
+
+
+def _add_held_back(records, held, groups, ambiguous):
+    """Pairs that only a name's frequency kept apart go to the ambiguous list (for a person), not to a group."""
+    grouped = {pid for g in groups for pid in g['patient_ids']}
+    listed = {item['patient_id']: item for item in ambiguous}
+    for i, j in held:
+        a, b = records[i], records[j]
+        # the record with less date information is the uncertain one
+        x, other = (a, b) if len(a.parsed_dates) <= len(b.parsed_dates) else (b, a)
+        if x.patient_id in grouped:
+            continue
+        item = listed.get(x.patient_id)
+        if item is None:
+            item = listed[x.patient_id] = {
+                'patient_id': x.patient_id,
+                'candidates': [],
+                'reason': 'the name is common in this clinic and the birth dates do not settle it; not grouped',
+            }
+        if other.patient_id not in item['candidates']:
+            item['candidates'] = sorted([*item['candidates'], other.patient_id])
+    ambiguous[:] = sorted(listed.values(), key=lambda item: item['patient_id'])
 
 
 def _spanning_scores(edges):

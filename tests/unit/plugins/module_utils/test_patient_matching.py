@@ -439,3 +439,158 @@ def test_merge_config_refuses_values_of_the_wrong_type_in_one_line():
         with pytest.raises(ValueError) as err:
             pm.find_duplicates([], config)
         assert str(err.value).startswith(message)
+
+
+# -- issue 18: names without ^, frequencies, date slips, EM, the held-out generator -----------------
+
+
+def clinic(*records, fillers=300):
+    """The given records among ``fillers`` unrelated patients with unique names (frequencies are estimated)."""
+    filler = [
+        rec(
+            f'F{i:04d}',
+            f'Zz{i:04d}xq^Given{i % 40}',
+            f'19{40 + i % 60:02d}{1 + i % 12:02d}{1 + i % 28:02d}',
+            'MF'[i % 2],
+        )
+        for i in range(fillers)
+    ]
+    return [*records, *filler]
+
+
+def grouped(result, *ids):
+    return any(set(ids) <= set(g['patient_ids']) for g in result['groups'])
+
+
+@pytest.mark.parametrize(
+    'free, structured',
+    [
+        ('LOMBARDI MARIA GRAZIA', 'LOMBARDI^MARIA GRAZIA'),
+        ('Maria Grazia Lombardi', 'LOMBARDI^MARIA GRAZIA'),
+        ('De Luca Marco', 'DE LUCA^MARCO'),
+        ("Dell'Orto Paolo", 'DELL ORTO^PAOLO'),
+        ('DI STEFANO GIUSEPPE', 'Di Stefano^Giuseppe'),
+        ('GARCIA LOPEZ JOSE MARIA', 'García López^José María'),
+    ],
+)
+def test_free_text_names_try_every_family_given_split(free, structured):
+    res = score(rec('1', free, '19700315', 'F'), rec('2', structured, '19700315', 'F'))
+    assert res['score'] >= 0.95 and not res['conflict'], res['reasons']
+
+
+def test_given_name_inside_another_name_with_another_surname_is_no_match():
+    res = score(rec('1', 'Carbone Anna Maria', '19700315', 'F'), rec('2', 'CARUSO^MARIA GRAZIA', '19700315', 'F'))
+    assert res['score'] < 0.8 and res['conflict'], res['reasons']
+
+
+def test_free_text_split_is_blocked_without_birth_date():
+    records = clinic(rec('A', 'LOMBARDI MARIA GRAZIA', '', 'F'), rec('B', 'LOMBARDI^MARIA GRAZIA', '19610212', 'F'))
+    assert grouped(pm.find_duplicates(records), 'A', 'B')
+
+
+def test_umlaut_transcriptions_are_one_name():
+    res = score(rec('1', 'MUELLER^JUERGEN', '19700512', 'M'), rec('2', 'Müller^Jürgen', '19700512', 'M'))
+    assert res['score'] >= 0.95 and 'family name spelling variant' in res['reasons']
+
+
+def test_rare_name_without_birth_date_is_grouped_a_common_one_is_not():
+    rare = clinic(rec('R1', 'Quercioli^Ottavina', '19520417', 'F'), rec('R2', 'QUERCIOLI^OTTAVINA', '', 'F'))
+    result = pm.find_duplicates(rare)
+    assert grouped(result, 'R1', 'R2')
+    assert result['stats']['frequencies'] is True
+    pair = result['groups'][0]['pairs'][0]
+    assert pair['evidence']['name_same_person_probability'] > 0.9
+    assert any('rare name' in r for r in pair['reasons'])
+    # a name many patients of this clinic carry: the record without a date is not grouped with one of them
+    rossi = [rec(f'M{i}', 'Rossi^Maria', f'19{50 + i}0{1 + i % 9}1{i % 9}', 'F') for i in range(12)]
+    common = clinic(*rossi, rec('MX', 'ROSSI^MARIA', '', 'F'))
+    result = pm.find_duplicates(common)
+    assert not any('MX' in g['patient_ids'] for g in result['groups'])
+
+
+def test_frequencies_need_enough_records():
+    few = [rec('R1', 'Quercioli^Ottavina', '19520417', 'F'), rec('R2', 'QUERCIOLI^OTTAVINA', '', 'F')]
+    result = pm.find_duplicates(few)
+    assert result['stats']['frequencies'] is False  # below frequency_min_records: the priors decide
+    assert pm.find_duplicates(few, {'frequency_min_records': 0})['stats']['frequencies'] is True
+
+
+def test_year_off_by_one_is_a_slip_not_a_conflict():
+    got = pm.compare_birth_dates((1979, 5, 3), (1980, 5, 3))
+    assert got[0] == pytest.approx(0.8) and got[2] is False and 'off by one' in got[1]
+
+
+def test_two_common_given_names_are_siblings_not_a_typo():
+    # Marco and Mario are both names many patients here carry: not a typo of one another
+    marcos = [rec(f'K{i}', f'Ferri{i}^Marco', f'19{60 + i}0101', 'M') for i in range(4)]
+    marios = [rec(f'J{i}', f'Conti{i}^Mario', f'19{60 + i}0202', 'M') for i in range(4)]
+    records = clinic(
+        *marcos, *marios, rec('S1', 'Bruno^Marco', '19900612', 'M'), rec('S2', 'Bruno^Mario', '19910612', 'M')
+    )
+    assert not grouped(pm.find_duplicates(records), 'S1', 'S2')
+    # a typo makes a rare spelling: grouped
+    records = clinic(*marcos, rec('T1', 'Bruno^Marco', '19900612', 'M'), rec('T2', 'Bruno^Mraco', '19900612', 'M'))
+    assert grouped(pm.find_duplicates(records), 'T1', 'T2')
+
+
+def test_date_slip_with_name_variant_needs_a_rare_name():
+    rare = clinic(rec('A', 'Quercioli^Ottavina', '19520417', 'F'), rec('B', 'Quercoli^Ottavina', '19530417', 'F'))
+    assert grouped(pm.find_duplicates(rare), 'A', 'B')
+    rossi = [rec(f'M{i}', 'Rossi^Maria', f'19{50 + i}0{1 + i % 9}1{i % 9}', 'F') for i in range(12)]
+    common = clinic(*rossi, rec('A', 'Rossi^Maria', '19700417', 'F'), rec('B', 'Rosi^Maria', '19710417', 'F'))
+    result = pm.find_duplicates(common)
+    assert not grouped(result, 'A', 'B')
+
+
+def test_same_rare_study_date_adds_evidence_with_stations():
+    a = pm.PatientRecord('A', ['Quercioli^Ottavina'], [''], ['F'], study_dates=['20240105'], stations=['PANO'])
+    b = pm.PatientRecord('B', ['Quercioli^Ottavina'], ['19520417'], ['F'], study_dates=['20240105'], stations=['CBCT'])
+    result = pm.find_duplicates(clinic(a, b))
+    pair = result['groups'][0]['pairs'][0]
+    assert pair['evidence']['study_date'] == '20240105'
+    assert any('by different stations' in r for r in pair['reasons'])
+
+
+def test_issuer_and_station_are_read_from_observations():
+    records = pm.records_from_observations(
+        [{'PatientID': 'A', 'PatientName': 'X^Y', 'IssuerOfPatientID': 'PRACTICE', 'StationName': 'Pano 1'}]
+    )
+    assert records[0].issuers == ['PRACTICE'] and records[0].stations == ['pano 1']
+
+
+def test_em_recovers_parameters_and_refuses_unstable_input():
+    import itertools
+    import random
+
+    rng = random.Random(5)
+    m, u, p = (0.95, 0.9, 0.8), (0.05, 0.1, 0.3), 0.2
+    patterns = {}
+    for _ in range(20000):
+        match = rng.random() < p
+        gamma = tuple(int(rng.random() < (m if match else u)[k]) for k in range(3))
+        patterns[gamma] = patterns.get(gamma, 0) + 1
+    em = pm.estimate_m_u(patterns)
+    assert em['stable']
+    assert em['p'] == pytest.approx(p, abs=0.03)
+    for got, want in itertools.chain(zip(em['m'], m, strict=True), zip(em['u'], u, strict=True)):
+        assert got == pytest.approx(want, abs=0.05)
+    assert pm.estimate_m_u({(1, 1): 3, (0, 0): 4})['stable'] is False  # too few pairs
+
+
+def test_em_is_used_on_a_clinic_of_realistic_size():
+    data = synth_patients.generate(2000, seed=3)
+    result = pm.find_duplicates(pm.records_from_observations(data['records']))
+    em = result['stats']['em']
+    assert em['fields'] == list(pm.EM_FIELDS)
+    assert em['used'] is em['stable']
+
+
+def test_held_out_generator_is_deterministic_and_has_ground_truth():
+    import synth_patients_iberian
+
+    first = synth_patients_iberian.generate(300, seed=4)
+    assert first == synth_patients_iberian.generate(300, seed=4)
+    assert len(first['records']) == 300
+    assert set(first['truth']) == {r['PatientID'] for r in first['records']}
+    assert {'IssuerOfPatientID', 'StationName'} <= set(first['records'][0])
+    assert synth_patients.true_pairs(first['truth'])
