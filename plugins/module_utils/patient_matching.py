@@ -171,7 +171,7 @@ DEFAULT_CONFIG = {
     'missing_date_rare_factor': 0.96,
     'missing_date_common_factor': 0.6,
     'rare_name_probability': 0.5,
-    'common_name_namesakes': 2.0,
+    'common_name_namesakes': 20.0,
     'name_m_prior': 0.9,
     'max_typo_year_gap': 2,
     'placeholder_dates': ['19000101', '00000000', '00010101', '18991231', '18991230'],
@@ -808,7 +808,22 @@ def _family_similarity(a, b, cfg=None):
             return 0.92, 'partial surname'
     if cfg is not None and _distinct_names(a.family_key, b.family_key, cfg, 'family'):
         return min(score, 0.5), 'two different surnames, both common here'
+    if score < 0.9 and _sounds_alike(a.family_key, b.family_key):
+        return 0.9, 'family names sound alike (another transliteration)'
     return score, None
+
+
+def _sounds_alike(x, y):
+    """Two spellings of one sound (``Zhang``/``Chang``, ``Xu``/``Hsu``, ``Mohammed``/``Muhammad``): the same phonetic
+    key and first letters that the phonetic classes also equate; for Latin letters only."""
+    if not (x.isascii() and y.isascii()) or len(x) < 2 or len(y) < 2:
+        return False
+    return (
+        phonetic_key(x) == phonetic_key(y)
+        and abs(len(x) - len(y)) <= 3
+        and x[0] not in 'aeiouh'
+        and y[0] not in 'aeiouh'
+    )
 
 
 def _given_similarity(a, b, cfg=None):
@@ -825,6 +840,8 @@ def _given_similarity(a, b, cfg=None):
     score = max(jaro_winkler(fa, fb), jaro_winkler(a.given_key, b.given_key))
     if cfg is not None and _distinct_names(fa, fb, cfg, 'given'):
         return min(score, 0.5), 'two different given names, both common here'
+    if score < 0.9 and fa[0] == fb[0] and _sounds_alike(fa, fb):
+        return 0.9, 'given names sound alike (another transliteration)'
     return score, None
 
 
@@ -1093,11 +1110,13 @@ def records_from_observations(observations, placeholders=None):
 class NameFrequencies:
     """How common each family name, given name, birth date and study date is among ``records``.
 
-    Counts are of records (a record counts once per value). The u-probability of an agreement on a value (the
-    chance that two different people share it) follows from the count; a pair's own two records are left out.
+    Counts are of records (a record counts once per value); name tokens are also counted whatever their role (a
+    given name written as the family name still counts as that name). The u-probability of an agreement on a
+    value (the chance that two different people share it) follows from the count; a pair's own two records are
+    left out.
     """
 
-    __slots__ = ('birth_date', 'family', 'full', 'given', 'n', 'study_date')
+    __slots__ = ('birth_date', 'family', 'full', 'given', 'n', 'study_date', 'tokens')
 
     def __init__(self, records, max_names=4):
         self.n = len(records)
@@ -1106,20 +1125,22 @@ class NameFrequencies:
         self.birth_date = {}
         self.study_date = {}
         self.full = {}
+        self.tokens = {}
         for record in records:
             fams = set()
             givs = set()
             fulls = set()
-            years = {d[0] for d in record.parsed_dates}
+            years = {(d[0], record.sex) for d in record.parsed_dates}
             for pn in record.parsed_names[:max_names]:
                 for x in (pn, *pn.alternatives):
                     fams.add(x.family_key)
                     if x.given:
                         givs.add(x.given_first)
-                        fulls.add((x.family_key, x.given_first))
+                        fulls.add(_full_key(x))
             for table, values in (
                 (self.family, fams),
                 (self.given, givs),
+                (self.tokens, fams | givs),
                 (self.birth_date, set(record.parsed_dates)),
                 (self.study_date, set(record.study_dates)),
             ):
@@ -1133,25 +1154,32 @@ class NameFrequencies:
         count = max(table.get(x, 0), table.get(y, 0))
         return max(count - (2 if x == y else 1), 0)
 
-    def expected_namesakes(self, na, nb, own_years=()):
+    def expected_namesakes(self, na, nb, own_years=(), sex=None):
         """Expected number of other people in the clinic with this family and given name (u times N): the
         product of the two names' frequencies (independence), or the other records with this very full name when
         there are more of them."""
-        fam = self.others(self.family, na.family_key, nb.family_key) + 0.5
+        fam = self.others(self.tokens, na.family_key, nb.family_key) + 0.5
         if not (na.given and nb.given):
             return fam
-        giv = self.others(self.given, na.given_first, nb.given_first) + 0.5
-        full = max(self.people(na, own_years), self.people(nb, own_years))
+        giv = self.others(self.tokens, na.given_first, nb.given_first) + 0.5
+        full = max(self.people(na, own_years, sex), self.people(nb, own_years, sex))
         return max(fam * giv / max(self.n, 1), float(full))
 
-    def people(self, pn, own_years=()):
+    def people(self, pn, own_years=(), sex=None):
         """Other people of this clinic with this full name: its records' birth years, without those within two
-        years of the pair's own (``own_years``), in clusters more than two years apart (a person's records count
-        once)."""
+        years of the pair's own (``own_years``) and those of another sex, in clusters more than two years apart (a
+        person's records count once)."""
         years = sorted(
-            y for y in self.full.get((pn.family_key, pn.given_first), ()) if all(abs(y - o) > 2 for o in own_years)
+            y
+            for y, other_sex in self.full.get(_full_key(pn), ())
+            if all(abs(y - o) > 2 for o in own_years) and (sex is None or other_sex is None or other_sex == sex)
         )
         return sum(1 for i, year in enumerate(years) if i == 0 or year - years[i - 1] > 2)
+
+
+def _full_key(pn):
+    """A full name whatever the order of its parts (``ROSSI^MARIA`` = ``MARIA^ROSSI``)."""
+    return tuple(sorted((pn.family_key, pn.given_first)))
 
 
 def estimate_m_u(patterns, iterations=200, tolerance=1e-7):
@@ -1221,13 +1249,13 @@ def _agreement_pattern(a, b):
     )
 
 
-def _name_probability(na, nb, cfg, own_years=()):
+def _name_probability(na, nb, cfg, own_years=(), sex=None):
     """Probability that an agreement of these two names is the same person rather than a namesake:
     ``m / (m + expected namesakes)`` with ``m`` from EM (or its prior); None without frequencies."""
     freq = cfg.get('_freq')
     if freq is None:
         return None, None
-    expected = freq.expected_namesakes(na, nb, own_years)
+    expected = freq.expected_namesakes(na, nb, own_years, sex)
     m = cfg.get('_m_name', cfg['name_m_prior'])
     return m / (m + expected), expected
 
@@ -1367,7 +1395,7 @@ def _compare(a, b, cfg):
     reasons = list(name['reasons'])
     name_conflict = name['family_conflict'] or name['given_conflict']
     own_years = {d[0] for d in a.parsed_dates} | {d[0] for d in b.parsed_dates}
-    probability, expected = _name_probability(best_a, best_b, cfg, own_years)
+    probability, expected = _name_probability(best_a, best_b, cfg, own_years, a.sex or b.sex)
     evidence = {'name': round(name['score'], 3)}
     held_back = False
     if probability is not None:
@@ -1405,6 +1433,8 @@ def _compare(a, b, cfg):
         if (
             probability is not None
             and 0 < date_score < 1.0
+            and a.has_full_date()
+            and b.has_full_date()
             and (
                 (name['score'] < 1.0 and probability < cfg['rare_name_probability'])
                 or expected >= cfg['common_name_namesakes']
