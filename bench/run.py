@@ -252,11 +252,15 @@ def summary_fleet_drift(doc):
 
 def summary_dedupe_quality(doc):
     runs = doc.get('runs') or _get(doc, 'figures', 'runs') or []
-    lines = ['| records | precision | recall | F1 | ambiguous records | seconds |', '|---:|---:|---:|---:|---:|---:|']
+    lines = [
+        '| generator | records | precision | recall | F1 | ambiguous records | seconds |',
+        '|---|---:|---:|---:|---:|---:|---:|',
+    ]
     for run in runs:
         if isinstance(run, dict):
             lines.append(
-                f'| {_num(run.get("records"))} | {_num(run.get("precision"), 3)} | {_num(run.get("recall"), 3)} | '
+                f'| {run.get("generator", "synth_patients")} | {_num(run.get("records"))} | '
+                f'{_num(run.get("precision"), 3)} | {_num(run.get("recall"), 3)} | '
                 f'{_num(run.get("f1"), 3)} | {_num(run.get("ambiguous_records"))} | {_num(run.get("seconds"), 2)} |'
             )
     return lines if len(lines) > 2 else summary_generic(doc)

@@ -1116,7 +1116,7 @@ class NameFrequencies:
     left out.
     """
 
-    __slots__ = ('birth_date', 'family', 'full', 'given', 'n', 'study_date', 'tokens')
+    __slots__ = ('_clusters', 'birth_date', 'family', 'full', 'given', 'n', 'study_date', 'tokens')
 
     def __init__(self, records, max_names=4):
         self.n = len(records)
@@ -1126,6 +1126,7 @@ class NameFrequencies:
         self.study_date = {}
         self.full = {}
         self.tokens = {}
+        self._clusters = {}
         for record in records:
             fams = set()
             givs = set()
@@ -1166,15 +1167,25 @@ class NameFrequencies:
         return max(fam * giv / max(self.n, 1), float(full))
 
     def people(self, pn, own_years=(), sex=None):
-        """Other people of this clinic with this full name: its records' birth years, without those within two
-        years of the pair's own (``own_years``) and those of another sex, in clusters more than two years apart (a
-        person's records count once)."""
-        years = sorted(
-            y
-            for y, other_sex in self.full.get(_full_key(pn), ())
-            if all(abs(y - o) > 2 for o in own_years) and (sex is None or other_sex is None or other_sex == sex)
-        )
-        return sum(1 for i, year in enumerate(years) if i == 0 or year - years[i - 1] > 2)
+        """Other people of this clinic with this full name: its records' birth years in clusters more than two
+        years apart (a person's records count once), of the pair's sex or unknown, leaving out the clusters within
+        two years of the pair's own birth years (``own_years``)."""
+        key = (_full_key(pn), sex)
+        clusters = self._clusters.get(key)
+        if clusters is None:
+            years = sorted(
+                {y for y, other in self.full.get(key[0], ()) if sex is None or other is None or other == sex}
+            )
+            clusters = []
+            for year in years:
+                if clusters and year - clusters[-1][1] <= 2:
+                    clusters[-1][1] = year
+                else:
+                    clusters.append([year, year])
+            self._clusters[key] = clusters
+        if not own_years:
+            return len(clusters)
+        return sum(1 for lo, hi in clusters if all(o < lo - 2 or o > hi + 2 for o in own_years))
 
 
 def _full_key(pn):

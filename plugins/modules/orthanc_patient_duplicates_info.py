@@ -20,6 +20,13 @@ description:
   - Only reads, so it is safe in check mode. Nothing is merged; review the groups, then use
     M(clinicpacs.orthanc.orthanc_patient_merge).
   - Only main DICOM tags are requested, so Orthanc answers from its database index without opening DICOM files.
+    C(IssuerOfPatientID) and C(StationName) are used when the index has them (Orthanc's C(ExtraMainDicomTags));
+    they are never read from the files.
+  - Agreement is weighed by how common it is in this clinic (Fellegi-Sunter u-probabilities from the clinic's own
+    records, m-probabilities estimated with EM when that is stable, priors otherwise; from 200 records); a rare
+    full name with one missing birth date is grouped, a common one goes to RV(ambiguous) for a person to decide.
+    Free-text names without C(^) are tried in every family/given split. Each pair in RV(groups) says which
+    fields agreed and how rare the name is (C(reasons), C(evidence)).
 author:
   - clinicpacs.orthanc developers (@clinicpacs)
 extends_documentation_fragment:
@@ -54,7 +61,10 @@ options:
         C(placeholder_dates)); see C(plugins/module_utils/patient_matching.py). Unknown keys fail.
       - Every value is checked before Orthanc is read; a wrong one fails with one line naming the option, the value
         and the rule. C(weights) is a dictionary of numbers from 0 to 1; factors, minimums, caps and
-        C(ambiguity_margin) are numbers from 0 to 1; C(max_block_size) (2 or more), C(window) and
+        C(ambiguity_margin) are numbers from 0 to 1; C(frequency_min_records) (records needed before
+        frequencies are used, default 200), C(distinct_name_count) (records from which two look-alike names are
+        both taken as real names, default 3) and C(common_name_namesakes) are numbers; C(max_block_size) (2 or
+        more), C(window) and
         C(max_names_per_record) (1 or more) and C(max_typo_year_gap) (0 or more) are integers;
         C(placeholder_dates) is a list of C(YYYYMMDD) strings.
     type: dict
@@ -110,7 +120,9 @@ RETURN = r'''
 groups:
   description:
     - Groups of PatientIDs that are probably one person, strongest first; C(score) is the weakest link of the
-      group, C(pairs) every compared pair at or above the threshold with its reasons.
+      group, C(pairs) every compared pair at or above the threshold with its reasons and C(evidence) (the name
+      score, the birth-date score or why it is missing, the shared sex and study date, and with frequencies the
+      expected number of namesakes in this clinic and the probability that the name agreement is one person).
   returned: always
   type: list
   elements: dict
@@ -118,10 +130,16 @@ groups:
     - patient_ids: [5Yp0E, FromGDCM]
       score: 1.0
       reasons: [same name, same birth date]
-      pairs: [{patient_ids: [5Yp0E, FromGDCM], score: 1.0, reasons: [same name, same birth date]}]
+      pairs:
+        - patient_ids: [5Yp0E, FromGDCM]
+          score: 1.0
+          reasons: [same name, same birth date]
+          evidence: {name: 1.0, birth_date: 1.0}
       suggested_target: 5Yp0E
 ambiguous:
-  description: PatientIDs that match records of different people about equally well; not grouped.
+  description:
+    - PatientIDs that match records of different people about equally well, or whose match rests on a name that
+      is common in this clinic (for example a missing birth date); not grouped, for a person to decide.
   returned: always
   type: list
   elements: dict
@@ -156,7 +174,9 @@ patients:
 stats:
   description:
     - Counts and times of the run (patients, studies, pages read, seconds spent reading and matching, the
-      slowest page, candidate pairs, blocks).
+      slowest page, candidate pairs, blocks), whether value frequencies were used (C(frequencies)), the EM
+      estimate (C(em), with m and u per field, the share of matches, C(stable) and C(used)) and the pairs held
+      back because their name is common here (C(pairs_held_back_by_frequency)).
   returned: always
   type: dict
   sample: {patients: 26, studies: 31, pages: 2, records: 26, candidate_pairs: 12, pairs_above_threshold: 1}

@@ -84,6 +84,8 @@ def test_report_playbook_writes_escaped_reports(stack, samples, tmp_path):
     # The <script> sample is in no group here: test_report_escapes_markup_of_a_grouped_patient shows a name.
     assert '<script' not in html.lower()
     assert 'FromGDCM' in html and 'COMMON' in html
+    # why the group was formed: each pair with the fields that agreed
+    assert '<th>Why</th>' in html and '<li>same birth date</li>' in html
     proposals = yaml.safe_load((clinic / 'merge-proposals.yml').read_text())
     assert proposals['merges'] == [
         {'target': 'FromGDCM', 'patient_ids': ['5Yp0E', 'FromGDCM'], 'score': 1.0, 'approved': False, 'force': False}

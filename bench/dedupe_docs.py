@@ -1,0 +1,119 @@
+# Copyright: (c) 2026, clinicpacs.orthanc contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Write the duplicate-matching figures of docs/duplicates.md and docs/performance.md from the result files.
+
+The figures are never typed by hand: this script reads bench/results/dedupe_quality.json and dedupe_scale.json
+and rewrites the block between ``<!-- dedupe-figures -->`` and ``<!-- /dedupe-figures -->`` in docs/duplicates.md
+and the two duplicate-matching rows of the table in docs/performance.md.
+
+    .venv/bin/python bench/dedupe_docs.py           # rewrite the docs
+    .venv/bin/python bench/dedupe_docs.py --check   # exit 1 when the docs differ from the results
+"""
+
+import argparse
+import json
+import os
+import re
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, 'bench', 'results')
+DUPLICATES = os.path.join(ROOT, 'docs', 'duplicates.md')
+PERFORMANCE = os.path.join(ROOT, 'docs', 'performance.md')
+BLOCK = re.compile(r'(<!-- dedupe-figures -->\n).*?(<!-- /dedupe-figures -->)', re.S)
+ROLES = {
+    'synth_patients': 'tuning set (`tests/tools/synth_patients.py`)',
+    'synth_patients_iberian': 'held out, never tuned on (`tests/tools/synth_patients_iberian.py`)',
+}
+
+
+def load(name):
+    with open(os.path.join(RESULTS, name), encoding='utf-8') as handle:
+        return json.load(handle)
+
+
+def scale_sizes(doc):
+    return (doc.get('figures') or {}).get('sizes') or doc.get('runs') or []
+
+
+def quality_block(quality, scale):
+    lines = [
+        '| generator | records | precision | recall | recall with the ambiguous lists | ambiguous records |',
+        '| --- | ---: | ---: | ---: | ---: | ---: |',
+    ]
+    for run in quality['runs']:
+        lines.append(
+            f'| {ROLES.get(run.get("generator", "synth_patients"), run.get("generator"))} | {run["records"]:,} | '
+            f'{run["precision"]:.3f} | {run["recall"]:.3f} | {run.get("recall_with_ambiguous", run["recall"]):.3f} | '
+            f'{run["ambiguous_records"]:,} |'
+        )
+    sizes = ', '.join(f'{s["records"]:,} records {s["match_seconds"]:.1f} s' for s in scale_sizes(scale))
+    lines.append('')
+    lines.append(
+        f'Precision and recall are of the pairs in definite groups ({quality["date"][:10]}, '
+        '`bench/results/dedupe_quality.json`); matching time: '
+        f'{sizes} (`bench/results/dedupe_scale.json`).'
+    )
+    return '\n'.join(lines) + '\n'
+
+
+def performance_rows(quality, scale):
+    by_gen = {}
+    for run in quality['runs']:
+        by_gen.setdefault(run.get('generator', 'synth_patients'), []).append(run)
+    parts = []
+    for gen, runs in by_gen.items():
+        figures = ', '.join(f'{r["precision"]:.3f} / {r["recall"]:.3f} at {r["records"]:,}' for r in runs)
+        parts.append(f'{gen}: {figures}')
+    quality_row = (
+        '| Duplicate-patient matching quality (synthetic clinics with ground truth; precision / recall of definite '
+        f'groups) | {"; ".join(parts)} |'
+    )
+    sizes = scale_sizes(scale)
+    scale_row = '| Duplicate-patient matching scale | {} (peak {:.1f} GiB at {:,}) |'.format(
+        ', '.join(f'{s["records"]:,} records {s["match_seconds"]:.1f} s' for s in sizes),
+        max(s['peak_rss_mib'] for s in sizes) / 1024,
+        max(s['records'] for s in sizes),
+    )
+    return quality_row, scale_row
+
+
+def render():
+    quality, scale = load('dedupe_quality.json'), load('dedupe_scale.json')
+    with open(DUPLICATES, encoding='utf-8') as handle:
+        dup = handle.read()
+    if not BLOCK.search(dup):
+        raise SystemExit(f'{DUPLICATES}: no <!-- dedupe-figures --> block')
+    dup = BLOCK.sub(lambda m: m.group(1) + quality_block(quality, scale) + m.group(2), dup)
+    with open(PERFORMANCE, encoding='utf-8') as handle:
+        perf = handle.read()
+    quality_row, scale_row = performance_rows(quality, scale)
+    perf = re.sub(r'^\| Duplicate-patient matching quality .*$', lambda _m: quality_row, perf, flags=re.M)
+    perf = re.sub(r'^\| Duplicate-patient matching scale .*$', lambda _m: scale_row, perf, flags=re.M)
+    return {DUPLICATES: dup, PERFORMANCE: perf}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--check', action='store_true', help='only compare; exit 1 when a doc is out of date')
+    args = parser.parse_args(argv)
+    stale = []
+    for path, text in render().items():
+        with open(path, encoding='utf-8') as handle:
+            current = handle.read()
+        if current == text:
+            continue
+        stale.append(os.path.relpath(path, ROOT))
+        if not args.check:
+            with open(path, 'w', encoding='utf-8') as handle:
+                handle.write(text)
+    if args.check and stale:
+        print('out of date with bench/results: ' + ', '.join(stale) + ' (run bench/dedupe_docs.py)')
+        return 1
+    print(('rewrote ' + ', '.join(stale)) if stale else 'docs match the results')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
