@@ -37,6 +37,14 @@ def scale_sizes(doc):
     return (doc.get('figures') or {}).get('sizes') or doc.get('runs') or []
 
 
+def scale_text(sizes):
+    parts = []
+    for s in sizes:
+        cpu = f' ({s["match_cpu_seconds"]:.1f} s CPU)' if 'match_cpu_seconds' in s else ''
+        parts.append(f'{s["records"]:,} records {s["match_seconds"]:.1f} s{cpu}')
+    return ', '.join(parts)
+
+
 def quality_block(quality, scale):
     lines = [
         '| generator | records | precision | recall | recall with the ambiguous lists | ambiguous records |',
@@ -48,7 +56,7 @@ def quality_block(quality, scale):
             f'{run["precision"]:.3f} | {run["recall"]:.3f} | {run.get("recall_with_ambiguous", run["recall"]):.3f} | '
             f'{run["ambiguous_records"]:,} |'
         )
-    sizes = ', '.join(f'{s["records"]:,} records {s["match_seconds"]:.1f} s' for s in scale_sizes(scale))
+    sizes = scale_text(scale_sizes(scale))
     lines.append('')
     lines.append(
         f'Precision and recall are of the pairs in definite groups ({quality["date"][:10]}, '
@@ -72,7 +80,7 @@ def performance_rows(quality, scale):
     )
     sizes = scale_sizes(scale)
     scale_row = '| Duplicate-patient matching scale | {} (peak {:.1f} GiB at {:,}) |'.format(
-        ', '.join(f'{s["records"]:,} records {s["match_seconds"]:.1f} s' for s in sizes),
+        scale_text(sizes),
         max(s['peak_rss_mib'] for s in sizes) / 1024,
         max(s['records'] for s in sizes),
     )

@@ -59,13 +59,30 @@ Pair score:
   the default threshold;
 * then bonuses: the PatientID of one record is listed in the OtherPatientIDs of the other, or both
   list the same other ID, ``+0.3`` (``other_ids``); a StudyInstanceUID present under both
-  PatientIDs ``+0.15`` (``study_uid``); a shared institution or study date adds ``institution`` /
-  ``study_date`` (0 by default: shown as a reason only);
+  PatientIDs ``+0.15`` (``study_uid``); a shared institution adds ``institution`` (0 by default: shown as
+  a reason only), a study date shared on a quiet day ``study_date`` (0.05, with frequencies only);
 * then caps, whatever the bonuses: different family names (best Jaro-Winkler below 0.80) or
   different given names (below 0.85 and not an initial) cap the score at 0.5 -- twins have the same
   surname and birth date but different given names; a birth date conflict caps it at 0.4 -- a parent
   and a child with the same name are decades apart; different generational suffixes 0.5; different
   sex (both known) 0.7.
+
+Frequencies (Fellegi-Sunter, from the clinic's own records)
+=========================================================
+:func:`find_duplicates` on ``frequency_min_records`` (200) records or more counts how many records carry each
+name token, family name, given name, birth date and study date (:class:`NameFrequencies`), and estimates with
+EM (:func:`estimate_m_u`) the m-probabilities of agreement on family name, given name, birth date and sex over
+the candidate pairs; an unstable estimate (no convergence, a match share outside 0.1-99.9 %, some m <= u)
+leaves the prior ``name_m_prior``. For a pair, the expected number of *other* people here with its name is
+``u * N`` (token counts, or the other same-sex people with that full name whose birth years are more than two
+years from the pair's own), and the probability that the name agreement is one person is ``m / (m + u * N)``.
+It replaces the fixed ``missing_one_date_factor`` by a factor from ``missing_date_common_factor`` to
+``missing_date_rare_factor``; a birth-date slip with a name variant needs ``rare_name_probability``, a slip
+alone fails for a name with ``common_name_namesakes`` other people; two look-alike names both carried by
+``distinct_name_count`` records that do not sound alike are two names. A shared study date on a quiet day (under
+1 % of the records) adds ``weights.study_date``. Pairs kept below the threshold only by these rules are listed as
+ambiguous. Free-text names are tried in every family/given split; umlaut transcriptions and transliterations
+that sound alike count as spelling variants. Each pair reports its ``evidence``.
 
 Grouping
 ========
@@ -127,12 +144,15 @@ from functools import lru_cache
 
 __all__ = [
     'DEFAULT_CONFIG',
+    'EM_FIELDS',
+    'NameFrequencies',
     'PatientRecord',
     'blocking_keys',
     'compare_birth_dates',
     'compare_names',
     'compare_records',
     'damerau_levenshtein',
+    'estimate_m_u',
     'find_collisions',
     'find_duplicates',
     'jaro_winkler',

@@ -594,3 +594,13 @@ def test_held_out_generator_is_deterministic_and_has_ground_truth():
     assert set(first['truth']) == {r['PatientID'] for r in first['records']}
     assert {'IssuerOfPatientID', 'StationName'} <= set(first['records'][0])
     assert synth_patients.true_pairs(first['truth'])
+
+
+def test_docs_figures_come_from_the_results():
+    """docs/duplicates.md and docs/performance.md show what bench/results holds (bench/dedupe_docs.py writes them)."""
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, str(REPO / 'bench' / 'dedupe_docs.py'), '--check'], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -21,7 +21,14 @@ FOUND = {
             'score': 0.93,
             'reasons': ['same birth date', f'reason {SCRIPT}'],
             'suggested_target': 'P1',
-            'pairs': [],
+            'pairs': [
+                {
+                    'patient_ids': ['P1', f'P2{SCRIPT}'],
+                    'score': 0.93,
+                    'reasons': ['same birth date', f'PatientIDs from different issuers (A / {SCRIPT})'],
+                    'evidence': {'name': 1.0},
+                }
+            ],
         }
     ],
     'ambiguous': [{'patient_id': 'P9', 'candidates': ['P1', SCRIPT], 'reason': SCRIPT}],
@@ -115,6 +122,10 @@ def test_html_escapes_every_value(tmp_path):
     assert '&lt;b&gt;bold&lt;/b&gt;' in html
     assert 'C&#34;1' in html and '1.2&amp;3' in html
     assert "Content-Security-Policy" in html
+    # why the group was formed: every pair with its reasons, escaped
+    assert '<th>Why</th>' in html and '<li>same birth date</li>' in html
+    assert '<li>PatientIDs from different issuers (A / &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;)</li>' in html
+    assert 'P1 + P2&lt;script&gt;' in html
     assert proposals == {
         'merges': [
             {'target': 'P1', 'patient_ids': ['P1', f'P2{SCRIPT}'], 'score': 0.93, 'approved': False, 'force': False}
