@@ -40,7 +40,9 @@ def scale_sizes(doc):
 def scale_text(sizes):
     parts = []
     for s in sizes:
-        cpu = f' ({s["match_cpu_seconds"]:.1f} s CPU)' if 'match_cpu_seconds' in s else ''
+        cpu = ''
+        if 'match_cpu_seconds' in s:
+            cpu = f' ({s["match_cpu_seconds"]:.1f} s CPU, load average {s.get("load_average_1min_after", 0):.0f})'
         parts.append(f'{s["records"]:,} records {s["match_seconds"]:.1f} s{cpu}')
     return ', '.join(parts)
 
