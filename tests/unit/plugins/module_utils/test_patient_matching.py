@@ -565,7 +565,7 @@ def test_em_recovers_parameters_and_refuses_unstable_input():
     rng = random.Random(5)
     m, u, p = (0.95, 0.9, 0.8), (0.05, 0.1, 0.3), 0.2
     patterns = {}
-    for _ in range(20000):
+    for _draw in range(20000):
         match = rng.random() < p
         gamma = tuple(int(rng.random() < (m if match else u)[k]) for k in range(3))
         patterns[gamma] = patterns.get(gamma, 0) + 1
