@@ -12,7 +12,7 @@ author: clinicpacs.orthanc developers
 short_description: Plan the change of a clinic's C(pacs_devices) in its inventory files (reads only)
 description:
   - Finds the file of the clinic's inventory that sets C(pacs_devices) (under C(host_vars/<clinic>) next to the
-    inventory) and computes its new text with one device added, changed or removed. It writes nothing:
+    inventory) and computes its new text with one device added, changed or removed. It writes nothing;
     C(playbooks/add_device.yml) and C(remove_device.yml) write the result with M(ansible.builtin.copy), so check
     mode and C(--diff) behave as for any file, or print it as a patch.
   - "Where: the one plain file under C(host_vars/<clinic>/) (or C(host_vars/<clinic>[.yml|.yaml])) that sets
