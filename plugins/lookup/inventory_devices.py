@@ -105,15 +105,15 @@ _raw:
       type: str
 """
 
-import difflib
-import json
-import os
-import re
-import stat
+import difflib  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import re  # noqa: E402
+import stat  # noqa: E402
 
-import yaml
-from ansible.errors import AnsibleError
-from ansible.plugins.lookup import LookupBase
+import yaml  # noqa: E402
+from ansible.errors import AnsibleError  # noqa: E402
+from ansible.plugins.lookup import LookupBase  # noqa: E402
 
 VAR = 'pacs_devices'
 VAR_EXTENSIONS = ('', '.yml', '.yaml', '.json')
@@ -259,8 +259,10 @@ def edit_block(text, name, device, path='the file'):
         if index is None:
             return text
         start, stop = spans[index]
-        while start > key + 1 and lines[start - 1].strip().startswith('#') and (
-            len(lines[start - 1]) - len(lines[start - 1].lstrip()) == indent
+        while (
+            start > key + 1
+            and lines[start - 1].strip().startswith('#')
+            and (len(lines[start - 1]) - len(lines[start - 1].lstrip()) == indent)
         ):
             start -= 1
         del new[start:stop]
@@ -392,7 +394,7 @@ def _result(inventory_dir, path, action, before, after):
     relpath = os.path.relpath(path, inventory_dir) if path else ''
     mode = '0640'
     if path and os.path.exists(path):
-        mode = '0%o' % stat.S_IMODE(os.stat(path).st_mode)
+        mode = f'0{stat.S_IMODE(os.stat(path).st_mode):o}'
     patch = ''
     if before != after:
         patch = ''.join(
