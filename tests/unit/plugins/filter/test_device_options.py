@@ -13,6 +13,9 @@ from ansible_collections.clinicpacs.orthanc.plugins.filter.device_options import
     dicom_address_error,
     orthanc_modality_options,
 )
+from ansible_collections.clinicpacs.orthanc.plugins.modules import orthanc_modalities
+
+from ..orthanc_fake import FakeOrthanc, install, run_module
 
 # What a device gets without allow_* options: echo and store, nothing else (transcoding is Orthanc's default).
 DEFAULTS = {
@@ -132,3 +135,26 @@ def test_bad_addresses_are_refused_with_the_rule(address, kwargs, reason):
     message = dicom_address_error(address, **kwargs)
     assert reason in message
     assert 'the address of the box on the clinic network that devices send to' in message
+
+
+def test_an_existing_device_with_every_right_is_drift_before_it_is_enforced(monkeypatch, capsys):
+    """A clinic registered before least privilege: Orthanc's defaults (every Allow* true) against an inventory
+    entry that grants nothing. The check-mode comparison (what drift.yml runs) reports the rights by name and
+    writes nothing; granting them in the inventory keeps the device as it is."""
+    fake = FakeOrthanc()
+    install(monkeypatch, fake)
+    fake.add_modality('cbct', AET='CBCT', Host='192.0.2.5', Port=104)  # Orthanc's defaults: all Allow* true
+    entry = [{'name': 'cbct', 'aet': 'CBCT', 'host': '192.0.2.5', 'type': 'CBCT'}]
+    args = {'api_url': 'http://127.0.0.1:8042', 'api_username': 'ansible', 'api_password': 'pw'}
+    check = dict(args, modalities=orthanc_modality_options(entry), _ansible_check_mode=True)
+    _failed, res = run_module(orthanc_modalities, check, capsys)
+    assert res['changed'] is True
+    assert sorted(res['updated']['cbct']) == [
+        'AllowEventReport', 'AllowFind', 'AllowFindWorklist', 'AllowGet', 'AllowMove', 'AllowNAction'
+    ]  # fmt: skip
+    assert fake.modalities['cbct']['AllowFind'] is True
+    assert [call for call in fake.calls if call[0] != 'GET'] == []
+    # The way to keep the old rights: grant them in the inventory entry; then nothing is drift.
+    keep = [{**entry[0], **dict.fromkeys(LEAST_PRIVILEGE, True)}]
+    _failed, res = run_module(orthanc_modalities, dict(check, modalities=orthanc_modality_options(keep)), capsys)
+    assert res['changed'] is False
