@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: inventory_devices
 version_added: 0.1.0
-author: clinicpacs.orthanc developers
+author: clinicpacs.orthanc developers (@clinicpacs)
 short_description: Plan the change of a clinic's C(pacs_devices) in its inventory files (reads only)
 description:
   - Finds the file of the clinic's inventory that sets C(pacs_devices) (under C(host_vars/<clinic>) next to the

@@ -83,7 +83,7 @@ def test_add_writes_once_keeping_comments_then_nothing_changes(tmp_path):
     run = _run(inv, _play(tmp_path, _add_tasks(DEVICE)))
     assert run.returncode == 0, run.stdout[-3000:]
     text = (inv / 'host_vars/clinic-a/main.yml').read_text()
-    assert text.startswith(CLINIC_VARS.split('# Backups')[0])
+    assert text.startswith(CLINIC_VARS.split('# Backups', maxsplit=1)[0])
     assert text.endswith('    allow_find: true\n# Backups go to the NAS.\nbackup_target: nas\n')
     assert yaml.safe_load(text)['pacs_devices'][1] == DEVICE
     again = _run(inv, _play(tmp_path, _add_tasks(DEVICE)))
