@@ -4,7 +4,8 @@ The clinic is the integration stack's Orthanc + PostgreSQL (conftest.py), reache
 from a ``local`` connection; a simulated device (clinicpacs/devicesim, a C-ECHO/C-STORE SCP) runs on the
 stack's network. Checked: the device is registered and answers Orthanc's C-ECHO, Orthanc was not restarted
 (container start time unchanged), the device then stores a study, the connection sheets are written and
-escaped, invalid input is refused with a message naming the field, and remove_device.yml removes it.
+escaped, invalid input is refused with a message naming the field, and remove_device.yml removes it. Both write
+the clinic's inventory (host_vars/clinic-it/devices.yml next to the runner's inventory file).
 """
 
 import json
@@ -74,7 +75,7 @@ def run_playbook(tmp_path, stack, playbook, extravars):
                     'pacs_orthanc_aet': 'ORTHANC',
                     'pacs_server_name': 'pacs.clinic-it.test',
                     'clinic_display_name': HOSTILE,
-                    'clinic_pacs_address': '192.0.2.50',
+                    'pacs_dicom_address': '192.0.2.50',
                     'clinicpacs_sheet_dir': str(tmp_path / 'sheets'),
                 }
             }
@@ -127,9 +128,14 @@ def test_add_store_and_remove_device_through_ansible_runner(tmp_path, stack, dev
     assert result.rc == 0
     applied = task_results(result, 'Register the device in Orthanc (no restart) and check it answers a C-ECHO')
     assert applied and applied[0]['changed'] is True
-    assert applied[0]['echo'] == 'ok'
+    assert applied[0]['echo'] == {'SIMDEV1': 'ok'}
     assert stack.modalities()['SIMDEV1']['AET'] == 'SIMDEV1'
+    # Least privilege: no allow_find/allow_get given, so neither is granted.
+    assert not stack.modalities()['SIMDEV1']['AllowFind'] and not stack.modalities()['SIMDEV1']['AllowGet']
     assert started_at(stack.orthanc) == before, 'Orthanc was restarted'
+    # The inventory is the truth: the device entry went into a new host_vars file of the clinic.
+    devices_file = tmp_path / 'inventory' / 'host_vars' / 'clinic-it' / 'devices.yml'
+    assert yaml.safe_load(devices_file.read_text())['pacs_devices'] == [new_device]
 
     # The device stores a study (a sample with fresh UIDs, so that it is new to this Orthanc).
     study_dir = tmp_path / 'study'
@@ -171,6 +177,7 @@ def test_add_store_and_remove_device_through_ansible_runner(tmp_path, stack, dev
     removed = run_playbook(tmp_path, stack, 'remove_device.yml', {'clinic': 'clinic-it', 'device_name': 'SIMDEV1'})
     assert removed.status == 'successful', removed.stdout.read()
     assert 'SIMDEV1' not in stack.modalities()
+    assert yaml.safe_load(devices_file.read_text())['pacs_devices'] == []
     assert 'no longer has access' in (sheets / 'clinic-it-SIMDEV1.md').read_text()
     assert started_at(stack.orthanc) == before
 

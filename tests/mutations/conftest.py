@@ -231,7 +231,8 @@ def inventory_vars(network: Network, image_facts: dict) -> dict:
         'pacs_postgres_image': POSTGRES_IMAGE,
         'pacs_nginx_uid': NGINX_UID,
         'pacs_server_name': 'pacs.mutations.test',
-        'pacs_devices': [{'name': 'pano', 'aet': 'PANO', 'host': device, 'port': 104}],
+        # allow_find: the C-FIND tests query as this device (least privilege would refuse it otherwise).
+        'pacs_devices': [{'name': 'pano', 'aet': 'PANO', 'host': device, 'port': 104, 'allow_find': True}],
         # The clinic network of the firewall tests is the registered device alone; the host is outside it.
         'firewall_https_sources': [f'{device}/32'],
         'firewall_ssh_sources': [f'{device}/32'],

@@ -112,3 +112,23 @@ def test_bad_network_is_refused(tmp_path):
     res = _render(tmp_path, [], firewall_ssh_sources=["the-msp"])
     assert res.returncode != 0
     assert "'the-msp' in firewall_https_sources or firewall_ssh_sources" in res.stdout
+
+
+def test_dicom_only_to_the_clinic_lan_address(tmp_path):
+    """pacs_dicom_address (an IPv4 address) limits DICOM to it; IPv6 DICOM is then not accepted at all."""
+    res = _render(tmp_path, DEVICES, pacs_dicom_address="192.168.10.5")
+    assert res.returncode == 0, res.stdout[-3000:]
+    text = (tmp_path / "firewall.nft").read_text()
+    assert "tcp dport 4242 ip daddr 192.168.10.5 ip saddr @dicom4 accept" in text
+    assert "ct original proto-dst 4242 ct original ip daddr 192.168.10.5 ct original ip saddr @dicom4 accept" in text
+    assert "ip6 saddr @dicom6 accept" not in text
+    assert [line for line in text.splitlines() if "saddr @dicom4 accept" in line and "daddr" not in line] == []
+    _nft_check(tmp_path / "firewall.nft")
+
+
+def test_dicom_address_as_a_name_leaves_every_address(tmp_path):
+    res = _render(tmp_path, DEVICES, pacs_dicom_address="pacs.clinic.lan")
+    assert res.returncode == 0, res.stdout[-3000:]
+    text = (tmp_path / "firewall.nft").read_text()
+    assert "daddr" not in text
+    assert "tcp dport 4242 ip saddr @dicom4 accept" in text and "tcp dport 4242 ip6 saddr @dicom6 accept" in text
