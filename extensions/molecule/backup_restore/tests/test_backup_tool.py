@@ -33,7 +33,7 @@ MSP_IMAGE = "clinicpacs/mspbackup:trixie"
 BACKUPS = "/var/backups/clinicpacs"
 SNAPSHOT = "/srv/clinicpacs/.backup-snapshot"
 TOOL = "/usr/local/sbin/clinicpacs-backup"
-HOLD = "/var/tmp/cpb-hold"
+HOLD = "/var/tmp/cpb-hold"  # noqa: S108 - inside the box (its /tmp is noexec), made by the fixture
 ORTHANC = "clinicpacs-orthanc"
 PSQL = "docker exec -i clinicpacs-postgres psql -U orthanc -d orthanc -tAc"
 # The first call of each wrapped command waits for the test when armed (HOLD/<cmd>.arm); with <cmd>.slow the
@@ -134,8 +134,11 @@ def _hold_table_lock(host) -> subprocess.Popen:
 
 
 def _release_table_lock(host) -> None:
-    host.run(f"{PSQL} \"SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(120)%' "
-             "AND pid <> pg_backend_pid()\"")  # fmt: skip
+    query = (
+        "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(120)%' "
+        "AND pid <> pg_backend_pid()"
+    )
+    host.run(f'{PSQL} "{query}"')
 
 
 def _dump_waiting(host) -> bool:
@@ -188,7 +191,8 @@ def test_failure_inside_the_pause_window_leaves_orthanc_running(host, clinic):
     _wait(lambda: _dump_waiting(host), "pg_dump waiting for the table lock")
     assert _state(host) == "paused"
     # pg_dump's connection is ended by the server: the dump fails while Orthanc is paused.
-    host.run(f"{PSQL} \"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pg_dump'\"")
+    query = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pg_dump'"
+    host.run(f'{PSQL} "{query}"')
     rc, _out, err = _finish(run)
     _release_table_lock(host)
     lock.wait(timeout=30)
@@ -240,12 +244,15 @@ def test_interrupted_run_leaves_no_backup_and_the_next_run_succeeds(host, clinic
     before = _backups(host)
     run = _start(host, command, slow=slow)
     _held(host, command)
-    tmp = host.run(f"ls -A {BACKUPS} | grep '^\\.tmp-'").stdout.split()
+    # The directory the run writes into (.tmp-<name>).
+    tmp = [name for name in host.run(f"ls -A {BACKUPS}").stdout.split() if name not in before]
     assert len(tmp) == 1, tmp
     if slow:
         # Killed in the middle of the copy: some storage files are copied, not all.
         _go(host, command)
-        _wait(lambda: int(host.run(f"find {BACKUPS}/{tmp[0]}/storage -type f | wc -l").stdout or 0) > 3, "a partial copy")
+        _wait(
+            lambda: int(host.run(f"find {BACKUPS}/{tmp[0]}/storage -type f | wc -l").stdout or 0) > 3, "a partial copy"
+        )
         _kill(host, signal)
     else:
         # Killed just before the command; what it started then goes on as an orphan of the killed run.
@@ -296,7 +303,9 @@ def msp():
     _docker("run", "-d", "--name", MSP, "--network", NETWORK, "--ip", MSP_IP, MSP_IMAGE)
     try:
         _wait(
-            lambda: _docker("exec", MSP, "test", "-s", "/etc/ssh/ssh_host_ed25519_key.pub", check=False).returncode == 0,
+            lambda: (
+                _docker("exec", MSP, "test", "-s", "/etc/ssh/ssh_host_ed25519_key.pub", check=False).returncode == 0
+            ),
             "the MSP host's key",
         )
         yield
@@ -316,7 +325,8 @@ def _remote_vars(host_key: str) -> str:
 
 
 def _authorize(public_key: str) -> None:
-    script = "cat >/home/clinicpacs-backup/.ssh/authorized_keys && chown clinicpacs-backup: /home/clinicpacs-backup/.ssh/authorized_keys"
+    keys = "/home/clinicpacs-backup/.ssh/authorized_keys"
+    script = f"cat >{keys} && chown clinicpacs-backup: {keys}"
     subprocess.run([clinicbox.DOCKER, "exec", "-i", MSP, "sh", "-c", script], input=public_key, text=True, check=True)  # noqa: S603
 
 
@@ -345,13 +355,25 @@ def test_off_box_copy_arrives_complete_and_failures_are_one_line(host, msp):
     names = _docker("exec", MSP, "sh", "-c", f"ls {remote}").stdout.split()
     assert sorted(names, reverse=True) == _backups(host), (names, _backups(host))
     for name in names:
-        check = _docker("exec", "-w", f"{remote}/{name}", MSP, "sha256sum", "--check", "--quiet", "--strict", "SHA256SUMS",
-                        check=False)  # fmt: skip
+        check = _docker(
+            "exec",
+            "-w",
+            f"{remote}/{name}",
+            MSP,
+            "sha256sum",
+            "--check",
+            "--quiet",
+            "--strict",
+            "SHA256SUMS",
+            check=False,
+        )
         assert check.returncode == 0, check.stdout + check.stderr
     assert not [n for n in _docker("exec", MSP, "ls", "-A", remote).stdout.split() if n.startswith(".tmp-")]
 
     # A key the MSP host does not know: one line, exit 4, the local backup complete and listed.
-    other = _docker("exec", MSP, "sh", "-c", "ssh-keygen -q -t ed25519 -N '' -f /tmp/other && cat /tmp/other.pub").stdout
+    other = _docker(
+        "exec", MSP, "sh", "-c", "ssh-keygen -q -t ed25519 -N '' -f /tmp/other && cat /tmp/other.pub"
+    ).stdout
     _authorize(other)
     res = host.run(f"{TOOL} run --label wrong-key")
     assert res.rc == 4, res.stderr
@@ -364,7 +386,13 @@ def test_off_box_copy_arrives_complete_and_failures_are_one_line(host, msp):
     # Another host key at the pinned address (a man in the middle, or a reinstalled host): refused, never
     # accepted blindly; the pinned line is unchanged.
     _authorize(host.file("/root/.ssh/clinicpacs-backup.pub").content_string)
-    _docker("exec", MSP, "sh", "-c", "rm /etc/ssh/ssh_host_* && ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key && kill -HUP 1")
+    _docker(
+        "exec",
+        MSP,
+        "sh",
+        "-c",
+        "rm /etc/ssh/ssh_host_* && ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key && kill -HUP 1",
+    )
     time.sleep(1)
     known = host.file("/root/.ssh/known_hosts").content_string
     res = host.run(f"{TOOL} run --label host-key")
