@@ -28,7 +28,7 @@ import time
 from ansible.module_utils.basic import env_fallback
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 from ansible.module_utils.six.moves.urllib.parse import quote, urlsplit
-from ansible.module_utils.six.moves.urllib.request import HTTPSHandler, Request, build_opener
+from ansible.module_utils.six.moves.urllib.request import HTTPRedirectHandler, HTTPSHandler, Request, build_opener
 
 DEFAULT_URL = 'http://127.0.0.1:8042'
 RETRY_STATUSES = (503,)
@@ -74,6 +74,13 @@ def url_password(url):
     if not sep or '@' not in authority:
         return None
     return authority.rpartition('@')[0].partition(':')[2] or None
+
+
+def url_query_secret(url):
+    """The query and fragment of ``url`` (what follows the first ``?`` or ``#``), else None. Such a URL is
+    refused, but it may carry a token (``?token=...``), so it is hidden like a password."""
+    match = re.search(r'[?#](.+)$', str(url), re.S)
+    return match.group(1) if match else None
 
 
 def check_http_url(url, field, credentials_hint):
@@ -211,6 +218,35 @@ def format_orthanc_error(method, path, status, body):
     return head + (': ' + text if text else '')
 
 
+def _origin(url):
+    """``(scheme, host, port)`` of ``url``, the port made explicit."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    return scheme, (parts.hostname or '').lower(), port or {'http': 80, 'https': 443}.get(scheme)
+
+
+class _SameOriginRedirects(HTTPRedirectHandler):
+    """Follow a redirect only to the same scheme, host and port. urllib would send the Authorization header
+    (api_username and api_password) to any host a redirect names, and from https to plain http."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if _origin(newurl) != _origin(req.full_url):
+            parts = urlsplit(req.full_url)
+            raise OrthancError(
+                f'{redact_url(parts.scheme + "://" + parts.netloc)} answered {req.get_method()} {parts.path} with '
+                f'HTTP {code}, a redirect to another server ({_one_line(redact_url(newurl), 120)}): refused, the '
+                'credentials are sent only to api_url (check api_url)',
+                status=code,
+                method=req.get_method(),
+                path=parts.path,
+            )
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 class OrthancClient(object):
     """Talk to one Orthanc server over its REST API.
 
@@ -256,7 +292,7 @@ class OrthancClient(object):
     def _get_opener(self):
         """The URL opener with the client's TLS settings, built once."""
         if self._opener is None:
-            handlers = []
+            handlers = [_SameOriginRedirects()]
             if self.url.startswith('https:'):
                 try:
                     handlers.append(HTTPSHandler(context=self._ssl_context()))

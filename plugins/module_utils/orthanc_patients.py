@@ -123,9 +123,12 @@ def patient_studies(client, patient_id):
     Costs one request for the list plus one ``/statistics`` per study; ``[]`` when the PatientID is unknown.
     """
     pid = orthanc_id(patient_id)
-    studies = client.get(f'/patients/{pid}/studies?expand', ok=(200, 404))
-    if not isinstance(studies, list):
-        return []
+    try:
+        studies = client.get(f'/patients/{pid}/studies?expand', expect=list)
+    except OrthancError as exc:
+        if exc.status == 404:  # no patient with this PatientID
+            return []
+        raise  # another error, or a 200 answer that is not a list: not an Orthanc REST API
     out = []
     for study in studies:
         obs = observation(study)

@@ -29,6 +29,7 @@ from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_client 
     connection_errors,
     orthanc_argument_spec,
     url_password,
+    url_query_secret,
 )
 
 MASK = '********'
@@ -250,10 +251,11 @@ class OrthancModule(object):
             self.client = client_from_module(self.module)
 
     def hide_url_password(self, url):
-        """Register the password inside ``url`` (``scheme://user:password@host``), if any, as a secret."""
-        secret = url_password(url)
-        if secret:
-            self.module.no_log_values.add(secret)
+        """Register the password inside ``url`` (``scheme://user:password@host``) and its query or fragment (a
+        refused URL that may carry a token), if any, as secrets."""
+        for secret in (url_password(url), url_query_secret(url)):
+            if secret:
+                self.module.no_log_values.add(secret)
 
     def fail(self, msg, **extra):
         """Fail with ``msg`` (one line), always reporting the requests already made.

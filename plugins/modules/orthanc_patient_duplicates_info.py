@@ -266,6 +266,12 @@ def main():
     if p['page_size'] < 1:
         om.fail(f"page_size {p['page_size']} must be at least 1")
     config = dict(p['matching'] or {})
+    for key in ('threshold', 'fields'):
+        if key in config:
+            om.fail(
+                f'invalid matching options: {key} {config[key]!r} is an option of its own, not of matching '
+                f'(there it would be ignored): give {key}: at the top level'
+            )
     config['threshold'] = p['threshold']
     config['fields'] = p['fields']
     try:

@@ -52,6 +52,7 @@ IMAGES=(
   "clinicpacs/box:trixie|box|trixie||no"
   "clinicpacs/box:trixie-docker|box|trixie|WITH_DOCKER=1|no"
   "clinicpacs/devicesim:trixie|devicesim|trixie||yes"
+  "clinicpacs/mspbackup:trixie|mspbackup|trixie||no"
 )
 
 log() { printf '%s\n' "$*"; }

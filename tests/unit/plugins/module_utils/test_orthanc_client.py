@@ -384,3 +384,61 @@ def test_connection_error_never_prints_url_credentials(script):
         OrthancClient('http://admin:s3cret@h').get('/system')
     assert 's3cret' not in err.value.msg
     assert 'http://***@h' in err.value.msg
+
+
+# -- redirects: credentials go only to api_url's server -------------------------------------------------------------
+@pytest.mark.parametrize(
+    'target',
+    [
+        'http://other.example:8042/modalities',
+        'http://127.0.0.1:8043/modalities',
+        'https://127.0.0.1:8042/modalities',
+        'http://u:pw-in-location@127.0.0.2:8042/x',
+    ],
+    ids=['other-host', 'other-port', 'other-scheme', 'credentials-in-location'],
+)
+def test_redirect_to_another_server_is_refused_in_one_line(target):
+    from urllib.request import Request
+
+    from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_client import _SameOriginRedirects
+
+    req = Request('http://127.0.0.1:8042/modalities?expand', headers={'Authorization': 'Basic c2VjcmV0'})
+    with pytest.raises(OrthancError) as err:
+        _SameOriginRedirects().redirect_request(req, None, 302, 'Found', {}, target)
+    msg = err.value.msg
+    assert msg.startswith('http://127.0.0.1:8042 answered GET /modalities with HTTP 302, a redirect to another server')
+    assert msg.endswith('refused, the credentials are sent only to api_url (check api_url)')
+    assert '\n' not in msg and 'pw-in-location' not in msg
+
+
+@pytest.mark.parametrize('target', ['http://127.0.0.1:8042/app/explorer.html', 'http://127.0.0.1/x'])
+def test_redirect_on_the_same_server_is_followed(target):
+    from urllib.request import Request
+
+    from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_client import _SameOriginRedirects
+
+    base = 'http://127.0.0.1:8042/' if '8042' in target else 'http://127.0.0.1:80/'
+    req = Request(base + 'system', headers={'Authorization': 'Basic c2VjcmV0'})  # noqa: S310 - never opened
+    new = _SameOriginRedirects().redirect_request(req, None, 302, 'Found', {}, target)
+    assert new.full_url == target
+
+
+def test_the_client_opener_refuses_cross_host_redirects():
+    from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_client import _SameOriginRedirects
+
+    opener = OrthancClient(url='http://127.0.0.1:8042')._get_opener()
+    assert any(isinstance(h, _SameOriginRedirects) for h in opener.handlers)
+
+
+@pytest.mark.parametrize(
+    ('url', 'secret'),
+    [
+        ('http://127.0.0.1:8042/?token=abc123', 'token=abc123'),
+        ('http://127.0.0.1:8042/#key=k', 'key=k'),
+        ('http://127.0.0.1:8042/orthanc/', None),
+    ],
+)
+def test_url_query_secret(url, secret):
+    from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_client import url_query_secret
+
+    assert url_query_secret(url) == secret
