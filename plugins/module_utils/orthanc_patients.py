@@ -30,7 +30,7 @@ from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_client 
 )
 
 PATIENT_TAGS = ('PatientID', 'PatientName', 'PatientBirthDate', 'PatientSex', 'OtherPatientIDs')
-STUDY_TAGS = ('StudyInstanceUID', 'StudyDate', 'InstitutionName')
+STUDY_TAGS = ('StudyInstanceUID', 'StudyDate', 'InstitutionName', 'AccessionNumber')
 UID_TAGS = ['StudyInstanceUID', 'SeriesInstanceUID', 'SOPInstanceUID']
 
 

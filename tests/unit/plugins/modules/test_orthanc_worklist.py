@@ -92,3 +92,17 @@ def test_bad_entries_write_nothing(folder, capsys):
     assert "entries[1].start_date (ScheduledProcedureStepStartDate) '2026-02-30' is not a calendar date" in res['msg']
     assert "entries[2].accession_number 'A1' is already used by entries[0]" in res['msg']
     assert os.listdir(folder) == []
+
+
+def test_duplicates_report_counts_studies_that_came_through_the_worklist():
+    from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_patients import observation
+    from ansible_collections.clinicpacs.orthanc.plugins.modules.orthanc_patient_duplicates_info import summarize
+
+    studies = [
+        {'PatientMainDicomTags': {'PatientID': 'P1'}, 'MainDicomTags': {'AccessionNumber': 'A1', 'StudyDate': '1'}},
+        {'PatientMainDicomTags': {'PatientID': 'P1'}, 'MainDicomTags': {'StudyDate': '2'}},
+        {'PatientMainDicomTags': {'PatientID': 'P2'}, 'MainDicomTags': {}},
+    ]
+    patients = summarize([observation(s) for s in studies])
+    assert (patients['P1']['worklist_studies'], patients['P1']['studies']) == (1, 2)
+    assert patients['P2']['worklist_studies'] == 0
