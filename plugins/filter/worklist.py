@@ -7,14 +7,13 @@
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
-
 from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_worklist import (
     WorklistError,
     parse_appointments,
 )
 
 
-def worklist_appointments(text, format='csv', columns=None, defaults=None, delimiter=None):  # noqa: A002
+def worklist_appointments(text, format='csv', columns=None, defaults=None, delimiter=None):
     """Return {'entries': [...], 'errors': [{'row': n, 'reason': '...'}]} for an export's text."""
     if not isinstance(text, str):
         raise AnsibleFilterError(f'worklist_appointments expects the text of the export, got {type(text).__name__}')

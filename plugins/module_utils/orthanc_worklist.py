@@ -12,8 +12,6 @@ SpecificCharacterSet ISO_IR 192, so accented names reach the device as they are.
 
 from __future__ import absolute_import, division, print_function
 
-__metaclass__ = type
-
 import csv
 import datetime
 import hashlib
@@ -162,7 +160,7 @@ def parse_file_name(name):
 
 def derived_uid(kind, accession_number):
     """A stable UID for an entry (same accession number, same UID): 2.25 and 128 bits of a hash."""
-    digest = hashlib.sha256(f'clinicpacs-worklist:{kind}:{accession_number}'.encode('utf-8')).hexdigest()
+    digest = hashlib.sha256(f'clinicpacs-worklist:{kind}:{accession_number}'.encode()).hexdigest()
     return '2.25.' + str(int(digest[:32], 16))
 
 

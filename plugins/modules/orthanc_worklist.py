@@ -6,8 +6,6 @@
 
 from __future__ import absolute_import, division, print_function
 
-__metaclass__ = type
-
 DOCUMENTATION = r'''
 module: orthanc_worklist
 short_description: Scheduled procedure steps of a clinic's DICOM modality worklist
@@ -187,10 +185,10 @@ diff:
   type: dict
 '''
 
+import contextlib  # noqa: E402
 import os  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-
 from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_worklist import (  # noqa: E402
     FIELD_NAMES,
     WorklistError,
@@ -314,7 +312,7 @@ def main():
                 result[bucket].append(acc)
             before[acc] = _fields(name, data)
     changed = bool(writes or removals)
-    final = {acc for acc in current} - set(result['removed']) - set(result['expired'])
+    final = set(current) - set(result['removed']) - set(result['expired'])
     final |= {acc for acc in desired if not (cutoff and desired[acc]['start_date'] < cutoff)}
     result['entries'] = len(final)
     result['diff'] = {'before': before, 'after': after}
@@ -323,10 +321,8 @@ def main():
             for name, data in writes:
                 write_atomic(path, name, data, p['owner'], p['group'])
             for name in removals:
-                try:
+                with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join(path, name))
-                except FileNotFoundError:
-                    pass
             sync_dir(path)
         except OSError as exc:
             module.fail_json(msg=f"writing to '{path}' failed: {exc}", changed=True, **result)

@@ -33,7 +33,7 @@ from pynetdicom.sop_class import ModalityWorklistInformationFind
 from .conftest import COLLECTIONS, ORTHANC_UID, ROOT, docker
 
 sys.path.insert(0, str(COLLECTIONS))
-from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_worklist import (  # noqa: E402
+from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_worklist import (
     encode_entry,
     file_name,
     normalize_entry,
@@ -50,10 +50,26 @@ USER = ('ansible', 'wl-' + secrets.token_hex(8))
 
 # 20 appointments of today: accents, apostrophes, a hyphen; 12 for the panoramic unit, 8 for the CBCT.
 NAMES = [
-    "Dupont^Hélène", "O'Brien^Seán", "Müller^Jürgen", "D'Alembert^Zoé", "Ibáñez^Nuño", "Çelik^Ayşe",
-    "Ødegård^Bjørn", "Lefèvre^Gaëlle", "Núñez^José", "Dvořák^Antonín", "L'Hôpital^Renée", "Weiß^Günther",
-    "Smith-Jones^Mary", "Åström^Mårten", "Brontë^Charlotte", "Ó Súilleabháin^Pádraig", "Garçon^François",
-    "Zoë^Chloé", "N'Diaye^Aïssatou", "Kowalczyk^Zażółć",
+    "Dupont^Hélène",
+    "O'Brien^Seán",
+    "Müller^Jürgen",
+    "D'Alembert^Zoé",
+    "Ibáñez^Nuño",
+    "Çelik^Ayşe",
+    "Ødegård^Bjørn",
+    "Lefèvre^Gaëlle",
+    "Núñez^José",
+    "Dvořák^Antonín",
+    "L'Hôpital^Renée",
+    "Weiß^Günther",
+    "Smith-Jones^Mary",
+    "Åström^Mårten",
+    "Brontë^Charlotte",
+    "Ó Súilleabháin^Pádraig",
+    "Garçon^François",
+    "Zoë^Chloé",
+    "N'Diaye^Aïssatou",
+    "Kowalczyk^Zażółć",
 ]
 STATIONS = ['PANO01'] * 12 + ['CBCT02'] * 8
 
@@ -294,7 +310,14 @@ def findscu(clinic, aet, station, date, tmp_path):
 def pynetdicom_find(clinic, aet, station, date):
     query = Dataset()
     query.SpecificCharacterSet = 'ISO_IR 192'
-    for keyword in ('PatientName', 'PatientID', 'PatientBirthDate', 'PatientSex', 'AccessionNumber', 'StudyInstanceUID'):
+    for keyword in (
+        'PatientName',
+        'PatientID',
+        'PatientBirthDate',
+        'PatientSex',
+        'AccessionNumber',
+        'StudyInstanceUID',
+    ):
         setattr(query, keyword, '')
     step = Dataset()
     step.ScheduledStationAETitle = station
@@ -317,17 +340,21 @@ def pynetdicom_find(clinic, aet, station, date):
 
 
 def expected(station):
-    return {
-        (f'P{1000 + i}', NAMES[i], f'A{TODAY}{i:02d}') for i in range(len(NAMES)) if STATIONS[i] == station
-    }
+    return {(f'P{1000 + i}', NAMES[i], f'A{TODAY}{i:02d}') for i in range(len(NAMES)) if STATIONS[i] == station}
 
 
 def test_worklist_from_appointments_end_to_end(clinic, tmp_path):
     # Yesterday's appointments, as yesterday's sync left them (written with the module's own encoder).
     for i in range(2):
         entry, problems = normalize_entry(
-            dict(patient_id=f'P{1000 + i}', patient_name=NAMES[i], accession_number=f'Y{YESTERDAY}{i}',
-                 station_aet='PANO01', modality='PX', start_date=YESTERDAY)  # fmt: skip
+            {
+                'patient_id': f'P{1000 + i}',
+                'patient_name': NAMES[i],
+                'accession_number': f'Y{YESTERDAY}{i}',
+                'station_aet': 'PANO01',
+                'modality': 'PX',
+                'start_date': YESTERDAY,
+            }
         )
         assert not problems
         write_atomic(str(clinic.worklists), file_name(entry), encode_entry(entry), ORTHANC_UID, ORTHANC_UID)
@@ -342,9 +369,12 @@ def test_worklist_from_appointments_end_to_end(clinic, tmp_path):
     result, tasks, _stats = sync(clinic, export_rows)
     assert len(result['created']) == 20 and result['entries'] == 20
     assert sorted(result['expired']) == [f'Y{YESTERDAY}0', f'Y{YESTERDAY}1']
-    reports = [r['msg'] for r in task(tasks, 'Report the rows that were refused (they are skipped; the good rows load)')['results']]
+    reports = [
+        r['msg']
+        for r in task(tasks, 'Report the rows that were refused (they are skipped; the good rows load)')['results']
+    ]
     assert len(reports) == 3
-    for number, (report, (_change, reason)) in enumerate(zip(reports, BAD_ROWS), start=7):
+    for number, (report, (_change, reason)) in enumerate(zip(reports, BAD_ROWS, strict=True), start=7):
         assert f'row {number} skipped: ' in report and reason in report, report
     files = sorted(os.listdir(clinic.worklists))
     assert len(files) == 20 and all(f.startswith(TODAY) for f in files)
@@ -354,7 +384,9 @@ def test_worklist_from_appointments_end_to_end(clinic, tmp_path):
     # The files read back with pydicom and dcmtk.
     ds = pydicom.dcmread(clinic.worklists / files[1])
     assert ds.SpecificCharacterSet == 'ISO_IR 192'
-    dump = subprocess.run(['/usr/bin/dcmdump', str(clinic.worklists / files[1])], capture_output=True, text=True, check=True)
+    dump = subprocess.run(
+        ['/usr/bin/dcmdump', str(clinic.worklists / files[1])], capture_output=True, text=True, check=True
+    )
     assert 'ScheduledStationAETitle' in dump.stdout and 'ISO_IR 192' in dump.stdout
 
     # 6. A second sync changes nothing.

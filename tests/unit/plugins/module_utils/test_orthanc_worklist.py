@@ -50,10 +50,18 @@ def test_normalize():
     'field, value, message',
     [
         ('patient_id', '', "patient_id (PatientID) is required"),
-        ('patient_id', 'x' * 65, "patient_id (PatientID) '" + 'x' * 65 + "' is 65 characters long, more than the 64 of VR LO"),
+        (
+            'patient_id',
+            'x' * 65,
+            "patient_id (PatientID) '" + 'x' * 65 + "' is 65 characters long, more than the 64 of VR LO",
+        ),
         ('patient_name', 'A' * 65 + '^B', 'more than the 64 of a PN component group'),
         ('patient_name', 'A\\B', 'must not contain a backslash'),
-        ('patient_birth_date', '1981-02-29', "patient_birth_date (PatientBirthDate) '1981-02-29' is not a calendar date"),
+        (
+            'patient_birth_date',
+            '1981-02-29',
+            "patient_birth_date (PatientBirthDate) '1981-02-29' is not a calendar date",
+        ),
         ('start_date', '02.12.2026', 'must be a date YYYYMMDD or YYYY-MM-DD'),
         ('start_time', '25:00', 'is not a time of day'),
         ('patient_sex', 'X', "must be M, F or O"),
@@ -80,9 +88,7 @@ def test_encoding_reads_back_with_pydicom_and_our_decoder(tmp_path):
     assert ds.file_meta.MediaStorageSOPClassUID == '1.2.840.10008.5.1.4.31'
     assert ds.SpecificCharacterSet == 'ISO_IR 192'
     assert str(ds.PatientName) == 'Kowalczyk^Zażółć'
-    assert ds.PatientName.original_string == 'Kowalczyk^Zażółć'.encode('utf-8') + b' ' * (
-        len('Kowalczyk^Zażółć'.encode('utf-8')) % 2
-    )
+    assert ds.PatientName.original_string == 'Kowalczyk^Zażółć'.encode() + b' ' * (len('Kowalczyk^Zażółć'.encode()) % 2)
     step = ds.ScheduledProcedureStepSequence[0]
     assert (step.ScheduledStationAETitle, step.Modality, step.ScheduledProcedureStepStartDate) == (
         'PANO01',
