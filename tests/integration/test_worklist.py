@@ -359,6 +359,20 @@ def test_worklist_from_appointments_end_to_end(clinic, tmp_path):
         assert not problems
         write_atomic(str(clinic.worklists), file_name(entry), encode_entry(entry), ORTHANC_UID, ORTHANC_UID)
     assert len(pynetdicom_find(clinic, 'PANO01', 'PANO01', YESTERDAY)) == 2
+    # An entry of today for a registered device without allow_find_worklist: it must not get it. The export does
+    # not list it, so the sync removes it (exclusive per day).
+    viewer, _problems = normalize_entry(
+        {
+            'patient_id': 'P9',
+            'patient_name': 'Viewer^Only',
+            'accession_number': f'V{TODAY}',
+            'station_aet': 'VIEWER1',
+            'modality': 'PX',
+            'start_date': TODAY,
+        }
+    )
+    write_atomic(str(clinic.worklists), file_name(viewer), encode_entry(viewer), ORTHANC_UID, ORTHANC_UID)
+    assert not pynetdicom_find(clinic, 'VIEWER1', 'VIEWER1', TODAY)
     rows = appointments()
     bad = []
     for change, _reason in BAD_ROWS:
@@ -369,6 +383,7 @@ def test_worklist_from_appointments_end_to_end(clinic, tmp_path):
     result, tasks, _stats = sync(clinic, export_rows)
     assert len(result['created']) == 20 and result['entries'] == 20
     assert sorted(result['expired']) == [f'Y{YESTERDAY}0', f'Y{YESTERDAY}1']
+    assert result['removed'] == [f'V{TODAY}']
     reports = [
         r['msg']
         for r in task(tasks, 'Report the rows that were refused (they are skipped; the good rows load)')['results']
@@ -405,12 +420,11 @@ def test_worklist_from_appointments_end_to_end(clinic, tmp_path):
     other = pynetdicom_find(clinic, 'CBCT02', 'PANO01', TODAY)
     assert {a.AccessionNumber for a in other} <= {acc for _pid, _name, acc in expected('CBCT02')}
 
-    # 5. An unregistered AE title gets nothing; a registered one without allow_find_worklist neither.
+    # 5. An unregistered AE title gets nothing.
     stranger = pynetdicom_find(clinic, 'INTRUDER', 'PANO01', TODAY)
     assert not stranger
     proc, answers = findscu(clinic, 'INTRUDER', 'PANO01', TODAY, tmp_path)
     assert answers == []
-    assert not pynetdicom_find(clinic, 'VIEWER1', 'PANO01', TODAY)
 
     # 7. Yesterday's entries are gone.
     assert pynetdicom_find(clinic, 'PANO01', 'PANO01', YESTERDAY) == []
