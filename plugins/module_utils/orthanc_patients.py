@@ -31,7 +31,7 @@ from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_client 
 )
 
 PATIENT_TAGS = ('PatientID', 'PatientName', 'PatientBirthDate', 'PatientSex', 'OtherPatientIDs')
-STUDY_TAGS = ('StudyInstanceUID', 'StudyDate', 'InstitutionName')
+STUDY_TAGS = ('StudyInstanceUID', 'StudyDate', 'InstitutionName', 'AccessionNumber')
 # Not main DICOM tags by default: taken when Orthanc's ExtraMainDicomTags stores them in the index, never read
 # from the DICOM files (that would open one file per study).
 OPTIONAL_PATIENT_TAGS = ('IssuerOfPatientID',)

@@ -159,7 +159,10 @@ shared_study_uids:
   elements: dict
   sample: [{study_instance_uid: 1.2.3, patient_ids: [A, B]}]
 patients:
-  description: What was observed for each PatientID that appears in a group, in ambiguous or in collisions.
+  description:
+    - What was observed for each PatientID that appears in a group, in ambiguous or in collisions.
+    - C(worklist_studies) counts its studies that came through the modality worklist (they carry an
+      AccessionNumber); a group whose studies have none was typed by hand at the device.
   returned: when O(include_patients=true)
   type: dict
   sample:
@@ -170,6 +173,7 @@ patients:
       sexes: ['0000']
       other_patient_ids: []
       studies: 3
+      worklist_studies: 0
       last_study_date: '20061201'
 stats:
   description:
@@ -223,10 +227,15 @@ def summarize(observations):
                 'other_patient_ids': [],
                 'institutions': [],
                 'studies': 0,
+                'worklist_studies': 0,
                 'last_study_date': '',
             },
         )
         entry['studies'] += 1
+        # Came through the modality worklist: the device copied the worklist's AccessionNumber (which is also the
+        # ScheduledProcedureStepID of the collection's entries; that tag is not a study main tag in Orthanc).
+        if obs.get('AccessionNumber'):
+            entry['worklist_studies'] += 1
         for key, value in (
             ('names', obs['PatientName']),
             ('birth_dates', obs['PatientBirthDate']),
