@@ -171,7 +171,8 @@ def summary_ingest(doc):
         ratio = ratios.get(label) or {}
         lines.append(
             f'| {label} | {backend} | {_num(res.get("instances_per_second"))} | {_num(ratio.get("to_bare"), 2)} | '
-            f'{_num(ratio.get("to_stock"), 2)} | {_num(res.get("latency_ms_p50"))} / {_num(res.get("latency_ms_p99"))} | '
+            f'{_num(ratio.get("to_stock"), 2)} | '
+            f'{_num(res.get("latency_ms_p50"))} / {_num(res.get("latency_ms_p99"))} | '
             f'{_num(res.get("cpu_ms_per_instance"), 2)} | {_num(res.get("instances_stored"))} |'
         )
     lines.append('')

@@ -18,9 +18,7 @@ import pytest
 import yaml
 
 ROLE = Path(__file__).resolve().parents[3] / "roles" / "pacs"
-SECRETS = {
-    name: "unit-test-secret-0123" for name in ("pacs_postgres_password", "pacs_api_password", "pacs_admin_password")
-}
+SECRETS = dict.fromkeys(("pacs_postgres_password", "pacs_api_password", "pacs_admin_password"), "unit-test-secret-0123")
 # What PostgreSQL must keep as it is: with any of these off, a crash can lose a commit it already reported.
 UNSAFE = {"fsync", "full_page_writes", "synchronous_commit"}
 FACTS_MODULE = """#!/usr/bin/python
@@ -105,7 +103,7 @@ def test_defaults_render_sized_settings_and_nothing_unsafe(tmp_path):
     assert settings["max_worker_processes"] == "2"
     assert _unsafe(settings) == {}
     assert not UNSAFE & {k.lower() for k in settings}, "the role must leave durability settings at PostgreSQL's"
-    assert rendered["orthanc"]["DicomThreadsCount"] >= 1
+    assert rendered["orthanc"]["DicomThreadsCount"] == 2  # the cores, at least 2, at most 4
     assert "IndexConnectionsCount" not in rendered["postgresql"]  # the plugin's own default
     assert rendered["orthanc"]["StorageCompression"] is False
 
@@ -115,6 +113,7 @@ def test_small_box_is_sized_from_its_memory(tmp_path):
     settings = _postgres_settings(rendered["compose"])
     assert settings["shared_buffers"] == "128MB"  # 2048 / 4 = 512 MB for PostgreSQL
     assert settings["max_worker_processes"] == "4"
+    assert rendered["orthanc"]["DicomThreadsCount"] == 4
     assert rendered["postgresql"]["IndexConnectionsCount"] == 3
 
 
