@@ -250,7 +250,7 @@ def parse_storescu_log(text):
             if sent_at is not None:
                 latencies.append(round((when - sent_at) * 1000, 1))
             sent_at = None
-            if '(Success)' in message:
+            if '(Success)' in message or '(Warning' in message:  # a warning status is stored too
                 acknowledged += 1
         elif 'Failed' in message or 'Refused' in message or 'Rejected' in message:
             error = message.strip()
