@@ -318,10 +318,17 @@ def role_orthanc_config(postgres_host, postgres_password, identifier='bench'):
         defaults = yaml.safe_load(handle)
     with open(os.path.join(ROOT, 'roles', 'pacs', 'vars', 'main.yml'), encoding='utf-8') as handle:
         role_vars = yaml.safe_load(handle)
+    from ansible.module_utils.common.text.formatters import human_to_bytes
+
     env = NativeEnvironment()
     env.filters['bool'] = lambda value: str(value).lower() in ('1', 'true', 'yes', 'on')
+    env.filters['human_to_bytes'] = human_to_bytes
+    env.filters['combine'] = lambda *dicts: {k: v for d in dicts for k, v in d.items()}
     context = dict(defaults)
+    context.update(role_vars)
     context.update(
+        # The facts the role gathers and sizes PostgreSQL from: this machine's.
+        ansible_facts=box_facts(),
         inventory_hostname=identifier,
         pacs_orthanc_name=identifier,
         pacs_orthanc_database_server_identifier=identifier,
@@ -329,6 +336,15 @@ def role_orthanc_config(postgres_host, postgres_password, identifier='bench'):
         # Set by the role's image step (vars/main.yml reads them from _pacs_orthanc_image_facts).
         _pacs_orthanc_plugin_paths=image_facts()['plugins'],
     )
+
+    # Defaults that refer to other defaults (pacs_postgres_memory_mb, ...): resolve them in a few passes.
+    for _pass in range(3):
+        for key, value in list(context.items()):
+            if isinstance(value, str) and '{{' in value:
+                try:
+                    context[key] = env.from_string(value).render(**context)
+                except Exception:  # noqa: BLE001, S112 (refers to one not resolved yet, or to a role fact)
+                    continue
 
     def render(value):
         if isinstance(value, dict):
@@ -339,10 +355,67 @@ def role_orthanc_config(postgres_host, postgres_password, identifier='bench'):
             return render(env.from_string(value).render(**context))
         return value
 
-    main = render(role_vars['_pacs_orthanc_config_base'])
+    main = render(role_vars['_pacs_orthanc_config_base']) | render(role_vars['_pacs_orthanc_config_tuning'])
     pg = render(role_vars['_pacs_orthanc_postgresql_config'])
     pg['PostgreSQL']['Host'] = postgres_host
-    return main, pg
+    server = render(defaults['pacs_postgres_settings']) | render(defaults['pacs_postgres_extra_settings'])
+    limits = {'postgres': defaults['pacs_postgres_mem_limit'], 'orthanc': defaults['pacs_orthanc_mem_limit']}
+    return main, pg, {'settings': {k: str(v) for k, v in server.items()}, 'mem_limits': limits}
+
+
+def box_facts():
+    """``ansible_facts['memtotal_mb']`` and ``['processor_vcpus']`` of this machine."""
+    mem_kib = next(
+        (int(line.split()[1]) for line in _read('/proc/meminfo').splitlines() if line.startswith('MemTotal:')), 0
+    )
+    return {'memtotal_mb': mem_kib // 1024, 'processor_vcpus': os.cpu_count() or 1}
+
+
+def merge_settings(base, overrides):
+    """``base`` with ``overrides`` applied; an override of None removes the key."""
+    merged = dict(base)
+    for key, value in (overrides or {}).items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _cgroup_cpu_files(container_id):
+    return [
+        f'/sys/fs/cgroup/cpuacct/docker/{container_id}/cpuacct.usage',  # cgroup v1 (cgroupfs driver)
+        f'/sys/fs/cgroup/cpu,cpuacct/docker/{container_id}/cpuacct.usage',
+        f'/sys/fs/cgroup/system.slice/docker-{container_id}.scope/cpu.stat',  # cgroup v2, systemd driver
+        f'/sys/fs/cgroup/docker/{container_id}/cpu.stat',  # cgroup v2, cgroupfs driver
+    ]
+
+
+_CONTAINER_IDS = {}
+
+
+def container_cpu_seconds(name):
+    """CPU seconds a container has used so far (its cgroup), or None when the cgroup cannot be read."""
+    if name not in _CONTAINER_IDS:
+        _CONTAINER_IDS[name] = docker('inspect', '--format', '{{.Id}}', name)
+    for path in _cgroup_cpu_files(_CONTAINER_IDS[name]):
+        text = _read(path)
+        if not text:
+            continue
+        if path.endswith('cpuacct.usage'):
+            return int(text.strip()) / 1e9
+        for line in text.splitlines():
+            if line.startswith('usage_usec '):
+                return int(line.split()[1]) / 1e6
+    return None
+
+
+def host_cpu_seconds():
+    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
+    fields = [int(v) for v in _read('/proc/stat').splitlines()[0].split()[1:]]
+    ticks = os.sysconf('SC_CLK_TCK')
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields) - idle) / ticks, sum(fields) / ticks
 
 
 def write_orthanc_config_dir(path, files):
@@ -359,28 +432,42 @@ def write_orthanc_config_dir(path, files):
 
 
 def start_pacs_stack(
-    res, suffix, config_dir, extra_files=None, publish_dicom=False, api_user=('bench', 'bench'), postgresql=None
+    res,
+    suffix,
+    config_dir,
+    extra_files=None,
+    publish_dicom=False,
+    api_user=('bench', 'bench'),
+    postgresql=None,
+    orthanc=None,
+    postgres_server=None,
 ):
     """PostgreSQL + Orthanc with the role's settings on a network of their own.
 
-    ``postgresql`` overrides settings of the role's ``PostgreSQL`` section (tuning experiments).
-    Returns a dict with container names, the REST URL (127.0.0.1, published port) and the DICOM port.
+    ``postgresql`` overrides settings of the role's ``PostgreSQL`` section, ``orthanc`` of its main
+    configuration and ``postgres_server`` of the PostgreSQL server settings (tuning experiments; a value of
+    None removes the role's setting). PostgreSQL is started with the role's ``postgres -c`` settings and both
+    containers with the role's memory limits. Returns a dict with container names, the REST URL (127.0.0.1,
+    published port), the DICOM port and the settings used.
     """
     secret = base64.b32encode(os.urandom(10)).decode().lower()
     net = res.network(f'{suffix}-net')
     pg_vol = res.volume(f'{suffix}-pgdata')
     db_vol = res.volume(f'{suffix}-storage')
+    main, pgconf, server = role_orthanc_config('postgres', secret)
+    main = merge_settings(main, orthanc)
+    pgconf['PostgreSQL'] = merge_settings(pgconf['PostgreSQL'], postgresql)
+    server_settings = merge_settings(server['settings'], postgres_server)
     pg = res.run(
         f'{suffix}-pg',
         POSTGRES_IMAGE,
         [
-            '--network', net, '--network-alias', 'postgres',
+            '--network', net, '--network-alias', 'postgres', '--memory', server['mem_limits']['postgres'],
             '-e', 'POSTGRES_USER=orthanc', '-e', f'POSTGRES_PASSWORD={secret}', '-e', 'POSTGRES_DB=orthanc',
             '-v', f'{pg_vol}:/var/lib/postgresql/data',
         ],
+        ['postgres'] + [arg for name, value in sorted(server_settings.items()) for arg in ('-c', f'{name}={value}')],
     )  # fmt: skip
-    main, pgconf = role_orthanc_config('postgres', secret)
-    pgconf['PostgreSQL'].update(postgresql or {})
     files = {'orthanc.json': main, 'postgresql.json': pgconf}
     files.update(extra_files or {})
     if not any('RegisteredUsers' in doc for doc in files.values()):
@@ -397,7 +484,7 @@ def start_pacs_stack(
         ORTHANC_IMAGE,
         [
             '--network', net, '-v', f'{config_dir}:/etc/orthanc:ro', '-v', f'{db_vol}:/var/lib/orthanc/db',
-            *ports, *process,
+            '--memory', server['mem_limits']['orthanc'], *ports, *process,
         ],
         command,
     )  # fmt: skip
@@ -411,6 +498,8 @@ def start_pacs_stack(
         'dicom_port': published_port(orthanc, 4242) if publish_dicom else None,
         'system': system,
         'config': main,
+        'index_plugin_config': {k: v for k, v in pgconf['PostgreSQL'].items() if k not in ('Password', 'Host')},
+        'postgres_server_settings': server_settings,
     }
 
 

@@ -1,11 +1,11 @@
 # Copyright: (c) 2026, clinicpacs.orthanc contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Write the duplicate-matching figures of docs/duplicates.md and docs/performance.md from the result files.
+"""Write the duplicate-matching figures of docs/duplicates.md from the result files.
 
 The figures are never typed by hand: this script reads bench/results/dedupe_quality.json and dedupe_scale.json
-and rewrites the block between ``<!-- dedupe-figures -->`` and ``<!-- /dedupe-figures -->`` in docs/duplicates.md
-and the two duplicate-matching rows of the table in docs/performance.md.
+and rewrites the block between ``<!-- dedupe-figures -->`` and ``<!-- /dedupe-figures -->`` in docs/duplicates.md.
+The duplicate-matching rows of docs/performance.md's table come from tools/bench_figures.py.
 
     .venv/bin/python bench/dedupe_docs.py           # rewrite the docs
     .venv/bin/python bench/dedupe_docs.py --check   # exit 1 when the docs differ from the results
@@ -20,7 +20,6 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, 'bench', 'results')
 DUPLICATES = os.path.join(ROOT, 'docs', 'duplicates.md')
-PERFORMANCE = os.path.join(ROOT, 'docs', 'performance.md')
 BLOCK = re.compile(r'(<!-- dedupe-figures -->\n).*?(<!-- /dedupe-figures -->)', re.S)
 ROLES = {
     'synth_patients': 'tuning set (`tests/tools/synth_patients.py`)',
@@ -68,27 +67,6 @@ def quality_block(quality, scale):
     return '\n'.join(lines) + '\n'
 
 
-def performance_rows(quality, scale):
-    by_gen = {}
-    for run in quality['runs']:
-        by_gen.setdefault(run.get('generator', 'synth_patients'), []).append(run)
-    parts = []
-    for gen, runs in by_gen.items():
-        figures = ', '.join(f'{r["precision"]:.3f} / {r["recall"]:.3f} at {r["records"]:,}' for r in runs)
-        parts.append(f'{gen}: {figures}')
-    quality_row = (
-        '| Duplicate-patient matching quality (synthetic clinics with ground truth; precision / recall of definite '
-        f'groups) | {"; ".join(parts)} |'
-    )
-    sizes = scale_sizes(scale)
-    scale_row = '| Duplicate-patient matching scale | {} (peak {:.1f} GiB at {:,}) |'.format(
-        scale_text(sizes),
-        max(s['peak_rss_mib'] for s in sizes) / 1024,
-        max(s['records'] for s in sizes),
-    )
-    return quality_row, scale_row
-
-
 def render():
     quality, scale = load('dedupe_quality.json'), load('dedupe_scale.json')
     with open(DUPLICATES, encoding='utf-8') as handle:
@@ -96,12 +74,7 @@ def render():
     if not BLOCK.search(dup):
         raise SystemExit(f'{DUPLICATES}: no <!-- dedupe-figures --> block')
     dup = BLOCK.sub(lambda m: m.group(1) + quality_block(quality, scale) + m.group(2), dup)
-    with open(PERFORMANCE, encoding='utf-8') as handle:
-        perf = handle.read()
-    quality_row, scale_row = performance_rows(quality, scale)
-    perf = re.sub(r'^\| Duplicate-patient matching quality .*$', lambda _m: quality_row, perf, flags=re.M)
-    perf = re.sub(r'^\| Duplicate-patient matching scale .*$', lambda _m: scale_row, perf, flags=re.M)
-    return {DUPLICATES: dup, PERFORMANCE: perf}
+    return {DUPLICATES: dup}
 
 
 def main(argv=None):

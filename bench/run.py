@@ -155,45 +155,42 @@ def _load_note(loads, cpus):
 def summary_ingest(doc):
     fig = doc.get('figures') or {}
     par = doc.get('parameters') or {}
-    ours, stock = fig.get('ours') or {}, fig.get('stock') or {}
+    targets = fig.get('targets') or {}
+    ratios = fig.get('ratios') or {}
     lines = [
-        f'{_num(par.get("instances"))} instances ({_num(par.get("megabytes"))} MB) made from '
-        f'{par.get("samples", "?")} real samples with fresh UIDs, {par.get("senders", "?")} parallel dcmtk storescu; '
-        f'path: {ours.get("dicom_path", "?")}.',
+        f'{_num(par.get("instances"))} instances per target ({_num(par.get("megabytes"))} MB) made from '
+        f'{par.get("samples", "?")} real samples with fresh UIDs, {par.get("senders", "?")} parallel dcmtk storescu '
+        f'from registered addresses, slices of {_num(par.get("slice_instances"))}; path: {par.get("dicom_path", "?")}.',
         '',
-        '| stack | index | instances/s | MB/s | wall (s) | stored |',
-        '|---|---|---:|---:|---:|---:|',
+        '| target | index | instances/s | x bare | x stock | p50 / p99 latency (ms) | CPU ms per instance | stored |',
+        '|---|---|---:|---:|---:|---:|---:|---:|',
     ]
-    for label, res in (('ours (role settings)', ours), ('stock Orthanc defaults', stock)):
+    for label, res in targets.items():
         backend = res.get('database_backend') or ''
-        backend = 'PostgreSQL' if 'PostgreSQL' in backend else ('SQLite' if backend else '?')
+        backend = 'PostgreSQL' if 'PostgreSQL' in backend else ('SQLite' if 'SQLite' in backend else 'files')
+        ratio = ratios.get(label) or {}
         lines.append(
-            f'| {label} | {backend} | {_num(res.get("instances_per_second"))} | '
-            f'{_num(res.get("megabytes_per_second"), 2)} | {_num(res.get("wall_seconds"))} | '
-            f'{_num(res.get("instances_stored"))} |'
+            f'| {label} | {backend} | {_num(res.get("instances_per_second"))} | {_num(ratio.get("to_bare"), 2)} | '
+            f'{_num(ratio.get("to_stock"), 2)} | '
+            f'{_num(res.get("latency_ms_p50"))} / {_num(res.get("latency_ms_p99"))} | '
+            f'{_num(res.get("cpu_ms_per_instance"), 2)} | {_num(res.get("instances_stored"))} |'
         )
     lines.append('')
-    tuned = fig.get('tuned') or {}
-    if tuned:
-        lines.insert(
-            -1,
-            f'| ours + IndexConnectionsCount 5 | PostgreSQL | {_num(tuned.get("instances_per_second"))} | '
-            f'{_num(tuned.get("megabytes_per_second"), 2)} | {_num(tuned.get("wall_seconds"))} | '
-            f'{_num(tuned.get("instances_stored"))} |',
+    main = fig.get('main', 'ours')
+    if fig.get('ratio_ours_to_bare') is not None:
+        lines.append(
+            f'- {main}/bare: **{fig["ratio_ours_to_bare"]}**, {main}/stock: **{fig.get("ratio_ours_to_stock")}** '
+            f'(goal: at least 0.9 and 1.0); last slice / first slice of {main}: {fig.get("last_slice_to_first_slice")}.'
         )
-    if fig.get('ratio_ours_to_stock') is not None:
-        lines.append(f'- Ratio ours/stock: **{fig["ratio_ours_to_stock"]}**.')
-    for label, res in (('ours', ours), ('stock', stock), ('tuned', tuned)):
-        rates = [b.get('instances_per_second') for b in res.get('batches') or [] if isinstance(b, dict)]
+    for label, res in targets.items():
+        rates = [s.get('instances_per_second') for s in res.get('slices') or [] if isinstance(s, dict)]
         if rates:
-            lines.append(
-                f'- {label}, instances/s per batch as the database fills: {", ".join(_num(r) for r in rates)}.'
-            )
+            lines.append(f'- {label}, instances/s per slice as the archive grows: {", ".join(_num(r) for r in rates)}.')
     loads = [
-        b.get('load_average_1min_before')
-        for res in (ours, stock, tuned)
-        for b in res.get('batches') or []
-        if isinstance(b, dict) and b.get('load_average_1min_before') is not None
+        s.get('load_average_1min_before')
+        for res in targets.values()
+        for s in res.get('slices') or []
+        if isinstance(s, dict) and s.get('load_average_1min_before') is not None
     ]
     if loads:
         lines.append(_load_note(loads, (doc.get('machine') or {}).get('cpu_count')))
@@ -285,7 +282,8 @@ def summary_generic(doc):
 
 SUMMARISERS = {
     'modules_vs_uri': ('Modules vs the hand-written `uri` playbook', summary_modules_vs_uri),
-    'ingest': ('C-STORE ingest: provisioned stack vs stock Orthanc', summary_ingest),
+    'ingest': ('C-STORE ingest: wire limit, stock Orthanc, our stack', summary_ingest),
+    'ingest_tuning': ('C-STORE ingest: the tuning ladder', summary_ingest),
     'fleet_drift': ('Fleet drift check (no-op)', summary_fleet_drift),
     'dedupe_quality': ('Duplicate-patient matching: quality', summary_dedupe_quality),
     'dedupe_scale': ('Duplicate-patient matching: scale', summary_generic),

@@ -597,7 +597,7 @@ def test_held_out_generator_is_deterministic_and_has_ground_truth():
 
 
 def test_docs_figures_come_from_the_results():
-    """docs/duplicates.md and docs/performance.md show what bench/results holds (bench/dedupe_docs.py writes them)."""
+    """docs/duplicates.md shows what bench/results holds (bench/dedupe_docs.py writes it)."""
     import subprocess
 
     done = subprocess.run(
