@@ -122,7 +122,9 @@ def test_items_are_named_after_what_drifted(callback):
     assert device['diff'] == {'before': {'Port': 4000}, 'after': {'Port': 104}}
     assert report['hosts']['clinic-b']['items'][1]['diff'] == {'before': None, 'after': '********'}
     assert report['hosts']['clinic-a']['facts']['orthanc_version'] == '1.12.7'
-    assert report['summary'] == {'clinics': 4, 'drifted': 1, 'failed': 0, 'unreachable': 1, 'items': 2}
+    assert report['summary'] == {
+        'clinics': 4, 'drifted': 1, 'failed': 0, 'unreachable': 1, 'items': 2, 'health_critical': 0, 'health_warning': 0,
+    }  # fmt: skip
 
 
 def test_changes_outside_drift_tasks_are_corrections(callback):
@@ -313,7 +315,7 @@ def test_html_summary_line_says_the_item_count():
     report = hostile_report()
     assert report['summary']['items'] == 1
     text = visible_text(drift_report.render_html(report, 'Fleet'))
-    assert '3 clinics, 1 drifted, 0 failed, 1 unreachable, 1 drift items.' in text
+    assert '3 clinics, 1 drifted, 0 failed, 1 unreachable, 1 drift items; health: 0 critical, 0 warning.' in text
     assert 'built-in method' not in text
 
 
@@ -369,7 +371,7 @@ def test_html_renders_in_headless_chromium_without_running_the_script(tmp_path):
     assert '<script' not in dom.lower() and '<img' not in dom.lower()
     assert 'HelloWorld&lt;script&gt;' in dom
     text = visible_text(dom)
-    assert '3 clinics, 1 drifted, 0 failed, 1 unreachable, 1 drift items.' in text
+    assert '3 clinics, 1 drifted, 0 failed, 1 unreachable, 1 drift items; health: 0 critical, 0 warning.' in text
     assert 'built-in method' not in text
 
 
