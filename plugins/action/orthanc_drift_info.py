@@ -120,7 +120,11 @@ class ActionModule(ActionBase):
                     variables.update(generate_ansible_template_vars(spec['path'], source, spec['path']))
             elif 'var' in spec:
                 var = spec.pop('var')
-                text = '{{ %s | to_nice_json(indent=2) }}\n' % var if spec.pop('format', 'raw') == 'json' else '{{ %s }}' % var
+                text = (
+                    '{{ %s | to_nice_json(indent=2) }}\n' % var
+                    if spec.pop('format', 'raw') == 'json'
+                    else '{{ %s }}' % var
+                )
             else:
                 raise AnsibleActionFail(f"files: '{spec.get('name')}' needs template or var")
             templar = self._templar.copy_with_new_env(available_variables=variables)
@@ -158,10 +162,11 @@ class ActionModule(ActionBase):
         image_facts = state.read('image-facts', f'{image_id.split(":")[-1]}.json') if image_id else None
         passes = 0
         gathered = None
-        if image_facts is not None:
+        wants_facts = bool(module_args.get('orthanc_image'))
+        if image_facts is not None or not wants_facts:
             gathered = self._gather(module_args, files, task_vars, image_facts)
             passes += 1
-        if gathered is None or gathered.get('orthanc_image_id') != image_id:
+        if wants_facts and (gathered is None or gathered.get('orthanc_image_id') != image_id):
             # New clinic or new image: read the image's facts once (a throw-away container), then compare again.
             script = None
             if script_file:
@@ -188,7 +193,9 @@ class ActionModule(ActionBase):
                 'disk_used': (health.get('disk') or {}).get('used'),
                 'last_change': gathered.get('last_change'),
                 'restarts': {s: c.get('restart_count', 0) for s, c in (health.get('containers') or {}).items()},
-                'last_received': dict((history[-1].get('last_received') or {}) if history else {}, **health['last_received']),
+                'last_received': dict(
+                    (history[-1].get('last_received') or {}) if history else {}, **health['last_received']
+                ),
             }
             state.write(
                 {'orthanc_image_id': image_id, 'history': (history + [sample])[-keep:]}, 'hosts', f'{host}.json'

@@ -464,11 +464,15 @@ def render_junit(report, title):
             failure = ET.SubElement(
                 case, 'failure', message=f'{name}: {item["name"]} drifted ({item["detail"]})', type='drift'
             )
-            failure.text = item['diff'] if isinstance(item.get('diff'), str) else json.dumps(
-                {'task': item['task'], 'changes': item.get('changes') or [], 'diff': item['diff']},
-                indent=2,
-                sort_keys=True,
-                default=str,
+            failure.text = (
+                item['diff']
+                if isinstance(item.get('diff'), str)
+                else json.dumps(
+                    {'task': item['task'], 'changes': item.get('changes') or [], 'diff': item['diff']},
+                    indent=2,
+                    sort_keys=True,
+                    default=str,
+                )
             )
             cases.append(case)
         for check in host.get('health') or []:
@@ -476,7 +480,10 @@ def render_junit(report, title):
             case = ET.Element('testcase', classname=classname, name=check['name'])
             if severity == 'critical':
                 failure = ET.SubElement(
-                    case, 'failure', message=f'{name}: {check["name"]} critical ({check["detail"]})', type='health-critical'
+                    case,
+                    'failure',
+                    message=f'{name}: {check["name"]} critical ({check["detail"]})',
+                    type='health-critical',
                 )
                 failure.text = check['detail']
             elif severity == 'warning':

@@ -272,8 +272,12 @@ def evaluate_health(raw, thresholds, history, now, minimum_version, allow_below_
             days_left = round(disk['free'] / growth, 1)
         sev = worst([sev, rank(days_left, t['disk_days_left_warning'], t['disk_days_left_critical'], False)])
         left = 'days until full: {}'.format(days_left if days_left is not None else 'unknown (no growth measured yet)')
-        add('health:disk', sev, {'used_percent': used_pct, 'days_until_full': days_left, 'path': disk.get('path')},
-            '{} {}% used, {:.1f} GiB free; {}'.format(disk.get('path'), used_pct, disk['free'] / 2.0**30, left))
+        add(
+            'health:disk',
+            sev,
+            {'used_percent': used_pct, 'days_until_full': days_left, 'path': disk.get('path')},
+            '{} {}% used, {:.1f} GiB free; {}'.format(disk.get('path'), used_pct, disk['free'] / 2.0**30, left),
+        )
     elif disk.get('error'):
         add('health:disk', 'warning', None, disk['error'])
 
@@ -284,13 +288,21 @@ def evaluate_health(raw, thresholds, history, now, minimum_version, allow_below_
     for name in raw.get('devices') or []:
         when = last_seen.get(name)
         if when is None:
-            add(f'health:device:{name}', 'warning' if t['device_silent_warning_days'] is not None else 'ok', None,
-                'no study received yet')
+            add(
+                f'health:device:{name}',
+                'warning' if t['device_silent_warning_days'] is not None else 'ok',
+                None,
+                'no study received yet',
+            )
             continue
         silent = (now - parse_time(when)).total_seconds() / 86400.0
         sev = rank(silent, t['device_silent_warning_days'], t['device_silent_critical_days'])
-        add(f'health:device:{name}', sev, {'last_received': when, 'silent_days': round(silent, 2)},
-            'last study received {} ({} days ago)'.format(when, days(silent * 86400)))
+        add(
+            f'health:device:{name}',
+            sev,
+            {'last_received': when, 'silent_days': round(silent, 2)},
+            'last study received {} ({} days ago)'.format(when, days(silent * 86400)),
+        )
 
     for cert in raw.get('certificates') or []:
         if cert.get('error'):
@@ -298,26 +310,44 @@ def evaluate_health(raw, thresholds, history, now, minimum_version, allow_below_
             continue
         left = (parse_time(cert['not_after']) - now).total_seconds() / 86400.0
         sev = rank(left, t['certificate_days_warning'], t['certificate_days_critical'], False)
-        add('health:certificate:' + cert['path'], sev, {'not_after': cert['not_after'], 'days_left': round(left, 1)},
-            '{} expires {} ({} days left)'.format(cert['path'], cert['not_after'], round(left, 1)))
+        add(
+            'health:certificate:' + cert['path'],
+            sev,
+            {'not_after': cert['not_after'], 'days_left': round(left, 1)},
+            '{} expires {} ({} days left)'.format(cert['path'], cert['not_after'], round(left, 1)),
+        )
 
     backup = raw.get('backup') or {}
     if backup.get('newest') is None:
-        add('health:backup', rank(float('inf'), t['backup_age_warning_hours'], t['backup_age_critical_hours']), None,
-            'no complete backup in {}'.format(backup.get('dir')))
+        add(
+            'health:backup',
+            rank(float('inf'), t['backup_age_warning_hours'], t['backup_age_critical_hours']),
+            None,
+            'no complete backup in {}'.format(backup.get('dir')),
+        )
     else:
         hours = (now - parse_time(backup['newest'])).total_seconds() / 3600.0
-        add('health:backup', rank(hours, t['backup_age_warning_hours'], t['backup_age_critical_hours']),
+        add(
+            'health:backup',
+            rank(hours, t['backup_age_warning_hours'], t['backup_age_critical_hours']),
             {'newest': backup['newest'], 'age_hours': round(hours, 1)},
-            'newest backup {} ({} hours old)'.format(backup['newest'], round(hours, 1)))
+            'newest backup {} ({} hours old)'.format(backup['newest'], round(hours, 1)),
+        )
 
     version = raw.get('orthanc_version')
     if version:
         below = version_tuple(version) < version_tuple(minimum_version)
         sev = ('warning' if allow_below_minimum else 'critical') if below else 'ok'
-        add('health:orthanc_version', sev, version, 'Orthanc {} (gate {}{})'.format(
-            version, minimum_version, ', allowed below by pacs_orthanc_allow_below_minimum' if below and
-            allow_below_minimum else ''))
+        add(
+            'health:orthanc_version',
+            sev,
+            version,
+            'Orthanc {} (gate {}{})'.format(
+                version,
+                minimum_version,
+                ', allowed below by pacs_orthanc_allow_below_minimum' if below and allow_below_minimum else '',
+            ),
+        )
 
     before = (history[-1].get('restarts') or {}) if history else {}
     for service, info in sorted((raw.get('containers') or {}).items()):
@@ -326,6 +356,10 @@ def evaluate_health(raw, thresholds, history, now, minimum_version, allow_below_
         sev = rank(new, t['container_restarts_warning'], t['container_restarts_critical'])
         if info.get('restarting'):
             sev = 'critical'
-        add(f'health:container:{service}', sev, {'restart_count': count, 'restarts_since_last_report': new},
-            '{} restarts since the last report{}'.format(new, ', restarting now' if info.get('restarting') else ''))
+        add(
+            f'health:container:{service}',
+            sev,
+            {'restart_count': count, 'restarts_since_last_report': new},
+            '{} restarts since the last report{}'.format(new, ', restarting now' if info.get('restarting') else ''),
+        )
     return items

@@ -109,6 +109,9 @@ options:
     description:
       - How many of the most recently received instances are read (one C(POST /tools/find), newest first) to find
         each device's last study. A device not among them keeps the time of the action plugin's history.
+      - Without Orthanc's extended find (the PostgreSQL index plugin before version 7 does not offer it) the changes
+        since the last report are read instead, at most this many, 100 per request, and the new instances'
+        metadata in one C(POST /tools/bulk-content).
       - V(0) skips the read.
     type: int
     default: 2000
@@ -220,6 +223,7 @@ from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_peer im
 from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_resource import OrthancModule  # noqa: E402
 
 BACKUP_NAME_LENGTH = len('20261202T031500Z')
+CHANGES_PAGE = 100
 
 
 class UnixHTTPConnection(HTTPConnection):
@@ -275,7 +279,13 @@ def read_file(path):
             content = handle.read()
     except (OSError, UnicodeDecodeError):
         content = None
-    return {'exists': True, 'content': content, 'uid': st.st_uid, 'gid': st.st_gid, 'mode': '%04o' % (st.st_mode & 0o7777)}
+    return {
+        'exists': True,
+        'content': content,
+        'uid': st.st_uid,
+        'gid': st.st_gid,
+        'mode': '%04o' % (st.st_mode & 0o7777),
+    }
 
 
 def read_users(path):
@@ -294,8 +304,9 @@ def certificate_expiry(path):
         decoded = ssl._ssl._test_decode_cert(path)  # pylint: disable=protected-access
         seconds = ssl.cert_time_to_seconds(decoded['notAfter'])
     except (AttributeError, KeyError, ValueError, ssl.SSLError):
-        out = subprocess.run(['openssl', 'x509', '-noout', '-enddate', '-in', path], capture_output=True, text=True,
-                             check=True).stdout
+        out = subprocess.run(
+            ['openssl', 'x509', '-noout', '-enddate', '-in', path], capture_output=True, text=True, check=True
+        ).stdout
         seconds = ssl.cert_time_to_seconds(out.strip().split('=', 1)[1])
     return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
 
@@ -318,8 +329,15 @@ def newest_backup(path):
         names = os.listdir(path)
     except OSError:
         names = []
-    done = sorted(n for n in names if len(n) == BACKUP_NAME_LENGTH and n[8] == 'T' and n.endswith('Z')
-                  and n[:8].isdigit() and os.path.isdir(os.path.join(path, n)))
+    done = sorted(
+        n
+        for n in names
+        if len(n) == BACKUP_NAME_LENGTH
+        and n[8] == 'T'
+        and n.endswith('Z')
+        and n[:8].isdigit()
+        and os.path.isdir(os.path.join(path, n))
+    )
     return {'dir': path, 'newest': done[-1] if done else None}
 
 
@@ -350,9 +368,9 @@ def last_received(client, window, extended, since):
     """Newest reception time per calling AE title among the ``window`` newest instances; and the last change.
 
     With Orthanc's extended find (SQLite index, PostgreSQL plugin 7+): one ``POST /tools/find`` ordered by
-    ReceptionDate. Otherwise the changes log: ``GET /changes?last``, the new instances since the last report's
-    change (``since``; at most ``window``) with ``GET /changes``, and their metadata in one
-    ``POST /tools/bulk-content``."""
+    ReceptionDate. Otherwise the changes log: ``GET /changes?last``, the changes since the last report's change
+    (``since``; at most ``window`` changes) with ``GET /changes`` (100 per request), and the new instances'
+    metadata in one ``POST /tools/bulk-content``."""
     if extended:
         found = client.post(
             '/tools/find',
@@ -367,11 +385,16 @@ def last_received(client, window, extended, since):
         )
         return newest_by_aet(found), None
     last = client.get('/changes?last', expect=dict).get('Last') or 0
-    start = max(int(since or 0), last - window)
-    if start >= last:
-        return {}, last
-    changes = client.get(f'/changes?since={start}&limit={window}', expect=dict).get('Changes') or []
-    ids = [c['ID'] for c in changes if c.get('ChangeType') == 'NewInstance' and c.get('ID')][-window:]
+    seq = max(int(since or 0), last - window)
+    ids = []
+    while seq < last:  # Orthanc returns at most 100 changes per request
+        page = client.get(f'/changes?since={seq}&limit={CHANGES_PAGE}', expect=dict)
+        changes = page.get('Changes') or []
+        ids += [c['ID'] for c in changes if c.get('ChangeType') == 'NewInstance' and c.get('ID')]
+        if not changes or page.get('Done'):
+            break
+        seq = page.get('Last') or last
+    ids = ids[-window:]
     if not ids:
         return {}, last
     found = client.post('/tools/bulk-content', {'Resources': ids, 'Level': 'Instance', 'Metadata': True}, expect=list)
