@@ -21,9 +21,12 @@ import tempfile
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
-
 from ansible_collections.clinicpacs.orthanc.plugins.filter.orthanc_image import orthanc_image_facts
-from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_drift import SEVERITIES, evaluate_health
+from ansible_collections.clinicpacs.orthanc.plugins.module_utils.orthanc_drift import (
+    SEVERITIES,
+    age_text,
+    evaluate_health,
+)
 
 try:  # ansible-core 2.19 templates only trusted strings
     from ansible.template import trust_as_template
@@ -72,7 +75,7 @@ def check_thresholds(given):
 
 
 def now_utc():
-    return datetime.datetime.now(datetime.timezone.utc)
+    return datetime.datetime.now(datetime.UTC)
 
 
 class StateDir:
@@ -121,9 +124,9 @@ class ActionModule(ActionBase):
             elif 'var' in spec:
                 var = spec.pop('var')
                 text = (
-                    '{{ %s | to_nice_json(indent=2) }}\n' % var
+                    '{{ ' + var + ' | to_nice_json(indent=2) }}\n'
                     if spec.pop('format', 'raw') == 'json'
-                    else '{{ %s }}' % var
+                    else '{{ ' + var + ' }}'
                 )
             else:
                 raise AnsibleActionFail(f"files: '{spec.get('name')}' needs template or var")
@@ -197,9 +200,7 @@ class ActionModule(ActionBase):
                     (history[-1].get('last_received') or {}) if history else {}, **health['last_received']
                 ),
             }
-            state.write(
-                {'orthanc_image_id': image_id, 'history': (history + [sample])[-keep:]}, 'hosts', f'{host}.json'
-            )
+            state.write({'orthanc_image_id': image_id, 'history': [*history, sample][-keep:]}, 'hosts', f'{host}.json')
         counts = {s: sum(1 for i in items if i['severity'] == s) for s in SEVERITIES}
         status = 'critical' if counts['critical'] else 'warning' if counts['warning'] else 'ok'
         backup = next((i for i in items if i['name'] == 'health:backup'), {})
@@ -222,7 +223,9 @@ class ActionModule(ActionBase):
                     'devices': len(health.get('devices') or []),
                     'peers': gathered.get('peer_count'),
                     'users': gathered.get('user_count'),
-                    'last_backup_age': (backup.get('value') or {}).get('age_hours'),
+                    'last_backup_age': age_text(
+                        None if not backup.get('value') else backup['value']['age_hours'] * 3600
+                    ),
                     'health': status,
                     'enforced': bool(args.get('enforce')),
                 },

@@ -118,7 +118,7 @@ code, pre { font-family: monospace; white-space: pre-wrap; word-break: break-all
 health: {{ report.summary.health_critical }} critical, {{ report.summary.health_warning }} warning.</p>
 <table id="fleet">
 <thead><tr><th>Clinic</th><th>Status</th><th>Reachable</th><th>Orthanc version</th><th>Devices</th>
-<th>Users</th><th>Drift items</th><th>Health</th><th>Last backup age (hours)</th></tr></thead>
+<th>Users</th><th>Drift items</th><th>Health</th><th>Last backup age</th></tr></thead>
 <tbody>
 {% for name, host in report.hosts | dictsort %}
 <tr class="{{ host.status }}" id="clinic-{{ loop.index }}">
@@ -130,10 +130,11 @@ health: {{ report.summary.health_critical }} critical, {{ report.summary.health_
 <td>{{ host.facts.users | default('', true) }}</td>
 <td>{% if host['items'] %}<ul>{% for item in host['items'] %}<li><code>{{ item.name }}</code>
 {{ item.detail }}</li>{% endfor %}</ul>{% else %}none{% endif %}</td>
-<td class="{{ host.health_status }}">{{ host.health_status }}{% set bad = host.health | rejectattr('severity', 'equalto', 'ok') | list %}
+{% set bad = host.health | rejectattr('severity', 'equalto', 'ok') | list %}
+<td class="{{ host.health_status }}">{{ host.health_status }}
 {% if bad %}<ul>{% for check in bad %}<li><span class="sev">{{ check.severity }}</span> <code>{{ check.name }}</code>
 {{ check.detail }}</li>{% endfor %}</ul>{% endif %}</td>
-<td>{{ host.facts.last_backup_age if host.facts.last_backup_age is not none else 'unknown' }}</td>
+<td>{{ host.facts.last_backup_age | default('unknown', true) }}</td>
 </tr>
 {% endfor %}
 </tbody>
@@ -144,7 +145,8 @@ health: {{ report.summary.health_critical }} critical, {{ report.summary.health_
 {% for item in host['items'] %}
 <h3><code>{{ item.name }}</code></h3>
 <p>{{ item.detail }} (task: {{ item.task }})</p>
-{% if item.changes %}<table class="changes"><thead><tr><th>Field</th><th>On the clinic</th><th>Inventory</th></tr></thead>
+{% if item.changes %}<table class="changes">
+<thead><tr><th>Field</th><th>On the clinic</th><th>Inventory</th></tr></thead>
 <tbody>{% for c in item.changes %}<tr><td>{{ c.field }}</td><td><code>{{ c.before | tojson }}</code></td>
 <td><code>{{ c.after | tojson }}</code></td></tr>{% endfor %}</tbody></table>{% endif %}
 {% if item.diff is string %}<pre class="diff">{{ item.diff }}</pre>

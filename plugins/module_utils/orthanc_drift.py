@@ -196,16 +196,16 @@ def parse_time(value):
     if value in (None, ''):
         return None
     if isinstance(value, (int, float)):
-        return datetime.datetime.fromtimestamp(value, datetime.timezone.utc)
+        return datetime.datetime.fromtimestamp(value, datetime.timezone.utc)  # noqa: UP017 (Python 3.10 on the box)
     text = str(value).strip().replace('Z', '+00:00')
     for fmt in ('%Y%m%dT%H%M%S', '%Y%m%dT%H%M%S%z'):
         try:
             parsed = datetime.datetime.strptime(text, fmt)
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)  # noqa: UP017 (Python 3.10 on the box)
         except ValueError:
             pass
     parsed = datetime.datetime.fromisoformat(text)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)  # noqa: UP017 (Python 3.10 on the box)
 
 
 def rank(value, warning, critical, higher_is_worse=True):
@@ -231,6 +231,18 @@ def worst(severities):
 
 def version_tuple(text):
     return tuple(int(p) for p in re.findall(r'\d+', str(text or ''))[:3]) or (0,)
+
+
+def age_text(seconds):
+    """An age as the fleet report shows it: 40m, 5h (under two days), 3d; never for None."""
+    if seconds is None:
+        return 'never'
+    seconds = max(0, int(seconds))
+    if seconds < 3600:
+        return f'{seconds // 60}m'
+    if seconds < 172800:
+        return f'{seconds // 3600}h'
+    return f'{seconds // 86400}d'
 
 
 def days(seconds):
@@ -301,7 +313,7 @@ def evaluate_health(raw, thresholds, history, now, minimum_version, allow_below_
             f'health:device:{name}',
             sev,
             {'last_received': when, 'silent_days': round(silent, 2)},
-            'last study received {} ({} days ago)'.format(when, days(silent * 86400)),
+            f'last study received {when} ({days(silent * 86400)} days ago)',
         )
 
     for cert in raw.get('certificates') or []:
@@ -319,9 +331,10 @@ def evaluate_health(raw, thresholds, history, now, minimum_version, allow_below_
 
     backup = raw.get('backup') or {}
     if backup.get('newest') is None:
+        # A new clinic has no backup yet: a warning (the age thresholds apply once one exists).
         add(
             'health:backup',
-            rank(float('inf'), t['backup_age_warning_hours'], t['backup_age_critical_hours']),
+            'warning' if t['backup_age_warning_hours'] is not None else 'ok',
             None,
             'no complete backup in {}'.format(backup.get('dir')),
         )
@@ -330,7 +343,7 @@ def evaluate_health(raw, thresholds, history, now, minimum_version, allow_below_
         add(
             'health:backup',
             rank(hours, t['backup_age_warning_hours'], t['backup_age_critical_hours']),
-            {'newest': backup['newest'], 'age_hours': round(hours, 1)},
+            {'newest': backup['newest'], 'age_hours': round(hours, 3)},
             'newest backup {} ({} hours old)'.format(backup['newest'], round(hours, 1)),
         )
 
