@@ -6,25 +6,25 @@
 
 from __future__ import absolute_import, division, print_function
 
-DOCUMENTATION = r'''
+DOCUMENTATION = r"""
 module: orthanc_drift_info
 short_description: Read everything a clinic's drift check compares, and its health facts, in one call
 version_added: 0.2.0
 description:
-  - The gather of the fast drift check (C(clinicpacs.orthanc.drift)). In one run on the clinic box it reads
-    Orthanc's version, devices, peers and the newest received instances (one C(GET) or C(POST /tools/find) per
-    object kind), the users file, the configuration files, the stack's containers and the Orthanc image (Docker
-    API on its UNIX socket), the data mount's disk use, the certificates' expiry and the newest backup; it
-    compares them with what the inventory declares and returns the drift items, field by field.
-  - Only reads. It never writes to the box, the files or Orthanc, so it runs the same in check mode.
-  - Secrets are never returned. Field changes of secret-looking keys are masked; a configuration file marked
-    O(files[].secret) is named without its content; every other diff masks the value of secret-looking keys.
-  - Normally run through its action plugin of the same name, which renders the expected files on the control
-    node, keeps the image facts and a small health history there, and applies the health thresholds.
+- The gather of the fast drift check (C(clinicpacs.orthanc.drift)). In one run on the clinic box it reads
+  Orthanc's version, devices, peers and the newest received instances (one C(GET) or C(POST /tools/find)
+  per object kind), the users file, the configuration files, the stack's containers and the Orthanc image
+  (Docker API on its UNIX socket), the data mount's disk use, the certificates' expiry and the newest
+  backup; it compares them with what the inventory declares and returns the drift items, field by field.
+- Only reads. It never writes to the box, the files or Orthanc, so it runs the same in check mode.
+- Secrets are never returned. Field changes of secret-looking keys are masked; a configuration file marked
+  O(files[].secret) is named without its content; every other diff masks the value of secret-looking keys.
+- Normally run through its action plugin of the same name, which renders the expected files on the control
+  node, keeps the image facts and a small health history there, and applies the health thresholds.
 author:
-  - clinicpacs.orthanc developers (@clinicpacs)
+- clinicpacs.orthanc developers (@clinicpacs)
 extends_documentation_fragment:
-  - clinicpacs.orthanc.orthanc
+- clinicpacs.orthanc.orthanc
 attributes:
   check_mode:
     support: full
@@ -41,36 +41,245 @@ options:
     type: list
     elements: dict
     default: []
+    suboptions:
+      name:
+        description: Symbolic name of the device (letters, digits, V(-) and V(_), at most 64 characters).
+        type: str
+        required: true
+      state:
+        description: V(present) creates or updates the device, V(absent) removes it.
+        type: str
+        choices:
+        - present
+        - absent
+        default: present
+      aet:
+        description: AE title of the device, 1 to 16 printable ASCII characters without backslash.
+        type: str
+      host:
+        description:
+        - IP address or DNS name of the device.
+        - A DNS name has at most 253 characters and labels of 1 to 63 letters, digits or V(-) (RFC 1123);
+          a URL is refused.
+        type: str
+      port:
+        description: DICOM port of the device, an integer from 1 to 65534, the range Orthanc accepts (a
+          boolean such as V(yes) is refused).
+        type: int
+        default: 104
+      manufacturer:
+        description: Orthanc's manufacturer profile for the device.
+        type: str
+        choices:
+        - Generic
+        - GenericNoWildcardInDates
+        - GenericNoUniversalWildcard
+        - Vitrea
+        - GE
+        default: Generic
+      allow_echo:
+        description: Accept C-ECHO requests from the device.
+        type: bool
+        default: true
+      allow_find:
+        description: Accept C-FIND requests from the device.
+        type: bool
+        default: true
+      allow_find_worklist:
+        description: Accept modality worklist C-FIND requests from the device.
+        type: bool
+        default: true
+      allow_get:
+        description: Accept C-GET requests from the device.
+        type: bool
+        default: true
+      allow_move:
+        description: Accept C-MOVE requests from the device.
+        type: bool
+        default: true
+      allow_store:
+        description: Accept C-STORE requests from the device.
+        type: bool
+        default: true
+      allow_n_action:
+        description: Accept N-ACTION requests (storage commitment) from the device.
+        type: bool
+        default: true
+      allow_event_report:
+        description: Accept N-EVENT-REPORT requests (storage commitment) from the device.
+        type: bool
+        default: true
+      allow_transcoding:
+        description: Allow Orthanc to transcode images sent to the device.
+        type: bool
+        default: true
+      use_dicom_tls:
+        description: Use DICOM TLS when Orthanc connects to the device.
+        type: bool
+        default: false
+      local_aet:
+        description: AE title Orthanc uses when it calls the device; empty means Orthanc's C(DicomAet).
+        type: str
+        default: ''
+      timeout:
+        description: DICOM network timeout in seconds, from V(0) to V(3600); V(0) means Orthanc's C(DicomScuTimeout).
+        type: int
+        default: 0
+      retrieve_method:
+        description:
+        - How Orthanc retrieves studies from the device, V(C-MOVE), V(C-GET) or V(SystemDefault) (Orthanc's
+          C(DicomDefaultRetrieveMethod)). Needs Orthanc 1.12.6 or later.
+        type: str
+        choices:
+        - SystemDefault
+        - C-MOVE
+        - C-GET
+        default: SystemDefault
   devices_exclusive:
     description: Devices in Orthanc that are not declared are drift.
     type: bool
     default: true
   peers:
-    description: The peers the inventory declares (options of M(clinicpacs.orthanc.orthanc_peers)); every peer in
-      Orthanc that is not declared is drift. Passwords cannot be read back and are not compared.
+    description: The peers the inventory declares (options of M(clinicpacs.orthanc.orthanc_peers)); every
+      peer in Orthanc that is not declared is drift. Passwords cannot be read back and are not compared.
     type: list
     elements: dict
     default: []
+    suboptions:
+      name:
+        description: Symbolic name of the peer (letters, digits, V(-) and V(_), at most 64 characters).
+        type: str
+        required: true
+      state:
+        description: V(present) creates or updates the peer, V(absent) removes it.
+        type: str
+        choices:
+        - present
+        - absent
+        default: present
+      url:
+        description:
+        - Base URL of the peer's REST API, V(http://) or V(https://). Required for a present peer.
+        - Orthanc stores it with a trailing slash; both spellings compare equal.
+        - The whole URL is checked before anything is written - a host, an optional port from 1 to 65535,
+          no white space or control character anywhere, no query or fragment, and no C(user:password@)
+          part (give O(peers[].username) and O(peers[].password) instead).
+        type: str
+      username:
+        description:
+        - User name Orthanc sends to the peer (HTTP basic authentication); no V(:) and no control character.
+        - With a user name, an empty O(peers[].password) is refused (it would be dropped and the peer
+          stored without one).
+        type: str
+      password:
+        description:
+        - Password Orthanc sends to the peer. Never logged and never shown in a diff.
+        - Not readable back from Orthanc, see O(peers[].update_password).
+        - Required to change a peer that has a O(peers[].username), since the write replaces the whole
+          peer.
+        type: str
+      update_password:
+        description:
+        - V(on_create) sends O(peers[].password) when the peer is created or when another field changes.
+        - V(always) sends it on every run (and so always reports a change).
+        type: str
+        choices:
+        - always
+        - on_create
+        default: on_create
+      certificate_file:
+        description: Client certificate (PEM, path on the Orthanc host) for mutual TLS towards the peer.
+        type: str
+      certificate_key_file:
+        description: Private key of O(peers[].certificate_file) (path on the Orthanc host). Not readable
+          back from Orthanc.
+        type: str
+      certificate_key_password:
+        description: Password of O(peers[].certificate_key_file); Orthanc requires it with a client certificate.
+        type: str
+      pkcs11:
+        description: Use the PKCS#11 module configured in Orthanc for the client certificate.
+        type: bool
+        default: false
+      timeout:
+        description: HTTP timeout in seconds for this peer, from V(0) to V(3600); unset or V(0) means
+          Orthanc's C(HttpTimeout).
+        type: int
   users_file:
     description: Orthanc's users file (C(RegisteredUsers)). Not read when unset.
     type: path
   users:
-    description: The users the inventory declares, C({name, password, state}). Passwords are compared, never shown.
+    description: The users the inventory declares, C({name, password, state}). Passwords are compared,
+      never shown.
     type: list
     elements: dict
     default: []
+    suboptions:
+      name:
+        description: User name.
+        type: str
+        required: true
+      password:
+        description: Password; compared with the file, never shown.
+        type: str
+      state:
+        description: 'V(absent): the user must not exist.'
+        type: str
+        default: present
+        choices:
+        - present
+        - absent
   users_exclusive:
     description: Users of the file that are not declared are drift.
     type: bool
     default: true
   files:
     description:
-      - Configuration files and the content, owner and mode the inventory gives them.
-      - Keys C(name) (shown), C(path), C(content), C(uid), C(gid), C(mode) (octal string such as V(0600)) and
-        C(secret) (the file holds secrets: named without content).
+    - Configuration files and the content, owner and mode the inventory gives them.
+    - The action plugin renders O(files[].template) or O(files[].var) into O(files[].content) on the control
+      node.
     type: list
     elements: dict
     default: []
+    suboptions:
+      name:
+        description: Name shown in the report (C(config:<name>)).
+        type: str
+        required: true
+      path:
+        description: Path on the box.
+        type: path
+        required: true
+      content:
+        description: Expected content (set by the action plugin).
+        type: str
+      template:
+        description: Template of the role (its C(templates) folder) that gives the content.
+        type: str
+      var:
+        description: Variable whose value gives the content.
+        type: str
+      format:
+        description: V(json) writes O(files[].var) as C(to_nice_json(indent=2)) plus a newline, V(raw)
+          as it is.
+        type: str
+        default: raw
+        choices:
+        - raw
+        - json
+      uid:
+        description: Expected owner (numeric).
+        type: int
+      gid:
+        description: Expected group (numeric).
+        type: int
+      mode:
+        description: Expected mode, an octal string such as V(0600).
+        type: str
+      secret:
+        description: The file holds secrets; it is named without content, never diffed.
+        type: bool
+        default: false
   containers:
     description: The stack's containers, C({service, name, image}).
     type: list
@@ -81,9 +290,9 @@ options:
     type: str
   image_facts_script:
     description:
-      - Script run in a throw-away container of O(orthanc_image) (no network, user O(image_facts_user)) whose
-        output is returned as C(image_facts_output); the pacs role's C(orthanc-image-facts.sh).
-      - Only when the action plugin has no image facts for the image ID yet.
+    - Script run in a throw-away container of O(orthanc_image) (no network, user O(image_facts_user))
+      whose output is returned as C(image_facts_output); the pacs role's C(orthanc-image-facts.sh).
+    - Only when the action plugin has no image facts for the image ID yet.
     type: str
   image_facts_args:
     description: Arguments of O(image_facts_script) (the plugin file names).
@@ -93,42 +302,89 @@ options:
   image_facts_user:
     description: User the image facts container runs as.
     type: str
-    default: '4242:4242'
+    default: 4242:4242
   data_dir:
     description: The data mount whose disk use is read.
     type: path
   certificates:
-    description: PEM certificate files (glob patterns allowed) whose expiry is read; missing files are skipped.
+    description: PEM certificate files (glob patterns allowed) whose expiry is read; missing files are
+      skipped.
     type: list
     elements: path
     default: []
   backup_dir:
-    description: Directory of the complete backups (C(YYYYmmddTHHMMSSZ) folders); the newest one's name is returned.
+    description: Directory of the complete backups (C(YYYYmmddTHHMMSSZ) folders); the newest one's name
+      is returned.
     type: path
   last_received_window:
     description:
-      - How many of the most recently received instances are read (one C(POST /tools/find), newest first) to find
-        each device's last study. A device not among them keeps the time of the action plugin's history.
-      - Without Orthanc's extended find (the PostgreSQL index plugin before version 7 does not offer it) the changes
-        since the last report are read instead, at most this many, 100 per request, and the new instances'
-        metadata in one C(POST /tools/bulk-content).
-      - V(0) skips the read.
+    - How many of the most recently received instances are read (one C(POST /tools/find), newest first)
+      to find each device's last study. A device not among them keeps the time of the action plugin's
+      history.
+    - Without Orthanc's extended find (the PostgreSQL index plugin before version 7 does not offer it)
+      the changes since the last report are read instead, at most this many, 100 per request, and the
+      new instances' metadata in one C(POST /tools/bulk-content).
+    - V(0) skips the read.
     type: int
     default: 2000
   changes_since:
     description:
-      - Orthanc change number of the last report; without Orthanc's extended find (PostgreSQL index plugin before
-        7), only instances received after it are read (at most O(last_received_window)).
+    - Orthanc change number of the last report; without Orthanc's extended find (PostgreSQL index plugin
+      before 7), only instances received after it are read (at most O(last_received_window)).
     type: int
     default: 0
   docker_socket:
     description: Docker Engine API socket.
     type: path
     default: /var/run/docker.sock
+  thresholds:
+    description:
+    - Warning and critical thresholds of the health items (action plugin); keys C(disk_used_warning_percent),
+      C(disk_used_critical_percent), C(disk_days_left_warning), C(disk_days_left_critical),
+      C(device_silent_warning_days), C(device_silent_critical_days), C(certificate_days_warning),
+      C(certificate_days_critical), C(backup_age_warning_hours), C(backup_age_critical_hours),
+      C(container_restarts_warning), C(container_restarts_critical).
+    - A missing key takes its default (the C(pacs_health_*) defaults of the pacs role); V(null) switches
+      a level off.
+    type: dict
+    default: {}
+  minimum_version:
+    description: Version gate; a running Orthanc below it is critical (health item C(health:orthanc_version)).
+    type: str
+    default: 0.0.0
+  allow_below_minimum:
+    description: An Orthanc below O(minimum_version) is only a warning.
+    type: bool
+    default: false
+  state_dir:
+    description: Control-node folder of the health history and the image facts per image ID (action plugin);
+      not written in check mode.
+    type: path
+    default: ~/.clinicpacs/state
+  history_keep:
+    description: Reports kept in the history per clinic.
+    type: int
+    default: 60
+  image_facts_plugins:
+    description: Plugin file names the image facts script looks up (O(image_facts_args) of the module).
+    type: list
+    elements: str
+    default: []
+  image_facts_script_file:
+    description: File of the role (its C(files) folder) holding the image facts script (O(image_facts_script)).
+    type: str
+  enforce:
+    description: Recorded in the report facts (C(clinicpacs_report.enforced)); the gather never writes.
+    type: bool
+    default: false
 seealso:
-  - module: clinicpacs.orthanc.orthanc_info
-  - module: clinicpacs.orthanc.orthanc_modalities
-'''
+- module: clinicpacs.orthanc.orthanc_info
+- module: clinicpacs.orthanc.orthanc_modalities
+notes:
+- The action plugin returns C(clinicpacs_drift_items), C(clinicpacs_health_items) (C({name, severity,
+  value, detail})), C(health_status) and the facts C(clinicpacs_drifted), C(clinicpacs_health_status)
+  and C(clinicpacs_report) that C(clinicpacs.orthanc.drift) and the C(drift_report) callback use.
+"""
 
 EXAMPLES = r'''
 - name: Everything drift compares, in one call (normally through the playbook clinicpacs.orthanc.drift)
@@ -152,9 +408,9 @@ items:
 health:
   description:
     - Raw health facts; the action plugin turns them into items with thresholds.
-    - C(disk) C({path, total, used, free}) in bytes; C(last_received) C({device: 20261202T031500}) for devices seen
-      in the window; C(devices) (names in Orthanc); C(certificates) C([{path, not_after}]); C(backup)
-      C({dir, newest}); C(orthanc_version); C(containers) C({service: {restart_count, restarting, status}}).
+    - "C(disk) C({path, total, used, free}) in bytes; C(last_received) C({device: 20261202T031500}) for devices
+      seen in the window; C(devices) (names in Orthanc); C(certificates) C([{path, not_after}]); C(backup)
+      C({dir, newest}); C(orthanc_version); C(containers) C({service: {restart_count, restarting, status}})."
   returned: always
   type: dict
 orthanc_image_id:
