@@ -209,32 +209,47 @@ def summary_fleet_drift(doc):
     fig = doc.get('figures') or {}
     par = doc.get('parameters') or {}
     per = par.get('per_clinic') or {}
-    anchor = doc.get('anchor') or {}
+    runs = par.get('timed_runs') or {}
     lines = [
-        f'No-op run of `playbooks/drift.yml` against lightweight clinics (PostgreSQL + Orthanc containers with the '
-        f'role\'s settings; {per.get("devices", "?")} devices, {per.get("users", "?")} users, '
-        f'{per.get("peers", "?")} peer each), forks {par.get("forks", "?")}, connection local, pipelining on, '
-        f'no fact gathering; wall time of the whole `ansible-playbook` run, median of {par.get("timed_runs", "?")}.',
+        f'No-op drift check of lightweight clinics (PostgreSQL + Orthanc containers with the role\'s settings; '
+        f'{per.get("devices", "?")} devices, {per.get("users", "?")} users, {per.get("peers", "?")} peer each), '
+        f'forks {par.get("forks", "?")}, connection local, pipelining on, no fact gathering: the one-call '
+        f'`playbooks/drift.yml` (median of {runs.get("drift.yml", "?")}) side by side with the former 19-task check '
+        f'(`bench/playbooks/drift_before.yml`, {runs.get("drift_before.yml", "?")} run). Rows marked stand-in are '
+        f'inventory hosts that share the real clinics\' containers.',
         '',
-        '| clinics | strategy | wall time (s) | s per clinic | tasks per clinic | changed | exit codes |',
-        '|---:|---|---:|---:|---:|---:|---|',
+        '| clinics | playbook | wall time (s) | s per clinic | tasks per clinic | changed | exit codes | load before |',
+        '|---:|---|---:|---:|---:|---:|---|---|',
     ]
     for row in fig.get('runs') or []:
         if isinstance(row, dict):
+            size = f'{_num(row.get("clinics"))}{" (stand-in)" if row.get("stand_in") else ""}'
             lines.append(
-                f'| {_num(row.get("clinics"))} | {row.get("strategy", "?")} '
+                f'| {size} | {row.get("playbook", "drift.yml")} '
                 f'| {_num(row.get("wall_seconds_median"), 1)} | {_num(row.get("seconds_per_clinic"), 2)} '
-                f'| {_num(row.get("tasks_per_host"))} '
-                f'| {_num(row.get("changed"))} | {", ".join(str(c) for c in row.get("exit_codes") or [])} |'
+                f'| {_num(row.get("tasks_per_host"))} | {_num(row.get("changed"))} '
+                f'| {", ".join(str(c) for c in row.get("exit_codes") or [])} '
+                f'| {", ".join(str(v) for v in row.get("load_average_1min_before_runs") or [])} |'
             )
     lines.append('')
-    if fig.get('largest_fleet_seconds_per_clinic') is not None and anchor:
+    if fig.get('seconds_per_clinic_at_20') is not None:
         lines.append(
-            f'- Anchor: {anchor.get("what", "published no-op measurement")}. Ours at {fig.get("largest_fleet")} '
-            f'clinics: {_num(fig["largest_fleet_seconds_per_clinic"], 2)} s per clinic for '
-            f'{fig.get("tasks_per_clinic", "?")} tasks, {_num(fig.get("ratio_to_anchor"), 1)}x the anchor '
-            f'({_num(fig.get("ratio_to_scaled_anchor"), 1)}x once scaled to the number of tasks).'
+            f'- Goal ≤ 1 s per clinic at 20 clinics: {_num(fig["seconds_per_clinic_at_20"], 2)} s '
+            f'({"met" if fig.get("goal_1s_per_clinic_at_20_met") else "not met"} on this machine).'
         )
+    if fig.get('stand_in_fleet_seconds') is not None:
+        lines.append(
+            f'- Goal: {par.get("stand_in_fleet")} clinics within 240 s: {_num(fig["stand_in_fleet_seconds"], 1)} s '
+            f'({"met" if fig.get("goal_200_within_240s_met") else "not met"}).'
+        )
+    if fig.get('speedup_by_size'):
+        lines.append(
+            '- Former check / one-call check, same run: '
+            + ', '.join(f'{k} clinics {v} times' for k, v in fig['speedup_by_size'].items())
+            + '.'
+        )
+    if fig.get('requests_per_clinic'):
+        lines.append(f'- Requests of one clinic\'s gather: `{json.dumps(fig["requests_per_clinic"], sort_keys=True)}`.')
     if fig.get('container_startup_seconds') is not None:
         lines.append(
             f'- All clinics\' containers started in parallel and healthy in {fig["container_startup_seconds"]} s.'

@@ -73,13 +73,25 @@ def row_modules_vs_uri(doc: dict) -> str:
 
 
 def row_fleet_drift(doc: dict) -> str:
-    fig = doc["figures"]
-    runs = [r for r in fig["runs"] if r.get("strategy") == "linear"]
-    sizes = ", ".join(f"{r['clinics']}: {num(r['wall_seconds_median'])} s" for r in runs)
+    runs = doc["figures"]["runs"]
+    new = {r["clinics"]: r for r in runs if r.get("playbook") == "drift.yml"}
+    old = {r["clinics"]: r for r in runs if r.get("playbook") == "drift_before.yml"}
+    sizes = []
+    for clinics, run in sorted(new.items()):
+        text = f"{'stand-ins ' if run.get('stand_in') else ''}{clinics}: {num(run['wall_seconds_median'])} s"
+        if clinics in old:
+            text += f" (former {num(old[clinics]['wall_seconds_median'])} s)"
+        sizes.append(text)
+    real = [c for c, r in new.items() if not r.get("stand_in")]
+    per_clinic = new[max(real)]["seconds_per_clinic"] if real else None
+    loads = [x for r in runs for x in r.get("load_average_1min_before_runs", [])]
+    load = f", load {_load_range(loads)}" if loads else ""
+    tasks_new = next(iter(new.values()))["tasks_per_host"] if new else "?"
+    tasks_old = next(iter(old.values()))["tasks_per_host"] if old else "?"
     return (
-        f"| No-op fleet drift check (`playbooks/drift.yml`, {fig.get('tasks_per_clinic', '?')} tasks per clinic, "
-        f"forks {(doc.get('parameters') or {}).get('forks', '?')}) | clinics {sizes} "
-        f"({num(fig['largest_fleet_seconds_per_clinic'], 2)} s per clinic at {fig['largest_fleet']}) | {_when(doc)} |"
+        f"| No-op fleet drift check (`playbooks/drift.yml`, {tasks_new} tasks per clinic, against the former "
+        f"{tasks_old}-task check; forks {(doc.get('parameters') or {}).get('forks', '?')}) | {', '.join(sizes)}"
+        f" ({num(per_clinic, 2)} s per clinic at {max(real) if real else '?'} real clinics) | {_when(doc)}{load} |"
     )
 
 

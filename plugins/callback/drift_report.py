@@ -85,6 +85,8 @@ GATE_TAG = 'drift_gate'
 PROBE_TAG = 'drift_probe'
 REPORT_FACT = 'clinicpacs_report'
 ITEMS_KEY = 'clinicpacs_drift_items'
+HEALTH_KEY = 'clinicpacs_health_items'
+SEVERITIES = ('ok', 'warning', 'critical')
 PREFIX = 'drift-'
 EXTENSIONS = ('json', 'xml', 'html')
 CSP = "default-src 'none'; style-src 'unsafe-inline'"
@@ -101,7 +103,9 @@ body { font-family: sans-serif; margin: 1.5em; color: #222; }
 table { border-collapse: collapse; width: 100%; }
 th, td { border: 1px solid #bbb; padding: .3em .6em; text-align: left; vertical-align: top; }
 th { background: #eee; }
-.ok { background: #e6f4e6; } .drifted { background: #fff3d6; } .failed, .unreachable { background: #fbe0e0; }
+.ok { background: #e6f4e6; } .drifted, .warning { background: #fff3d6; }
+.failed, .unreachable, .critical { background: #fbe0e0; }
+.sev { font-weight: bold; text-transform: uppercase; }
 code, pre { font-family: monospace; white-space: pre-wrap; word-break: break-all; }
 </style>
 </head>
@@ -110,10 +114,11 @@ code, pre { font-family: monospace; white-space: pre-wrap; word-break: break-all
 <p id="summary">Generated {{ report.generated }} by <code>{{ report.playbook }}</code>:
 {{ report.summary.clinics }} clinics, {{ report.summary.drifted }} drifted,
 {{ report.summary.failed }} failed, {{ report.summary.unreachable }} unreachable,
-{{ report.summary["items"] }} drift items.</p>
+{{ report.summary["items"] }} drift items;
+health: {{ report.summary.health_critical }} critical, {{ report.summary.health_warning }} warning.</p>
 <table id="fleet">
 <thead><tr><th>Clinic</th><th>Status</th><th>Reachable</th><th>Orthanc version</th><th>Devices</th>
-<th>Users</th><th>Drift items</th><th>Last backup age</th></tr></thead>
+<th>Users</th><th>Drift items</th><th>Health</th><th>Last backup age</th></tr></thead>
 <tbody>
 {% for name, host in report.hosts | dictsort %}
 <tr class="{{ host.status }}" id="clinic-{{ loop.index }}">
@@ -125,19 +130,33 @@ code, pre { font-family: monospace; white-space: pre-wrap; word-break: break-all
 <td>{{ host.facts.users | default('', true) }}</td>
 <td>{% if host['items'] %}<ul>{% for item in host['items'] %}<li><code>{{ item.name }}</code>
 {{ item.detail }}</li>{% endfor %}</ul>{% else %}none{% endif %}</td>
+{% set bad = host.health | rejectattr('severity', 'equalto', 'ok') | list %}
+<td class="{{ host.health_status }}">{{ host.health_status }}
+{% if bad %}<ul>{% for check in bad %}<li><span class="sev">{{ check.severity }}</span> <code>{{ check.name }}</code>
+{{ check.detail }}</li>{% endfor %}</ul>{% endif %}</td>
 <td>{{ host.facts.last_backup_age | default('unknown', true) }}</td>
 </tr>
 {% endfor %}
 </tbody>
 </table>
-{% for name, host in report.hosts | dictsort %}{% if host['items'] or host.errors %}
+{% for name, host in report.hosts | dictsort %}{% if host['items'] or host.errors or host.health %}
 <h2>{{ name }}</h2>
 {% for error in host.errors %}<p class="error">{{ error.task }}: {{ error.msg }}</p>{% endfor %}
 {% for item in host['items'] %}
 <h3><code>{{ item.name }}</code></h3>
 <p>{{ item.detail }} (task: {{ item.task }})</p>
-{% if item.diff %}<pre>{{ item.diff | tojson(indent=2) }}</pre>{% endif %}
+{% if item.changes %}<table class="changes">
+<thead><tr><th>Field</th><th>On the clinic</th><th>Inventory</th></tr></thead>
+<tbody>{% for c in item.changes %}<tr><td>{{ c.field }}</td><td><code>{{ c.before | tojson }}</code></td>
+<td><code>{{ c.after | tojson }}</code></td></tr>{% endfor %}</tbody></table>{% endif %}
+{% if item.diff is string %}<pre class="diff">{{ item.diff }}</pre>
+{% elif item.diff %}<pre>{{ item.diff | tojson(indent=2) }}</pre>{% endif %}
 {% endfor %}
+{% if host.health %}<h3>Health</h3>
+<table class="health"><thead><tr><th>Check</th><th>Severity</th><th>Detail</th></tr></thead><tbody>
+{% for check in host.health %}<tr class="{{ check.severity }}"><td><code>{{ check.name }}</code></td>
+<td class="sev">{{ check.severity }}</td><td>{{ check.detail }}</td></tr>{% endfor %}
+</tbody></table>{% endif %}
 {% endif %}{% endfor %}
 </body>
 </html>
@@ -160,6 +179,10 @@ def mask_secrets(value):
     return value
 
 
+def worst(severities):
+    return max((s for s in severities if s in SEVERITIES), key=SEVERITIES.index, default='ok')
+
+
 def is_censored(result):
     return bool(result.get('_ansible_no_log')) or 'censored' in result
 
@@ -179,8 +202,13 @@ def _sub_diff(diff, name):
     return mask_secrets({'before': before.get(name), 'after': after.get(name)})
 
 
-def _item(name, detail, task, module, diff=None):
-    return {'name': name, 'detail': detail, 'task': task, 'module': module, 'diff': diff}
+def _item(name, detail, task, module, diff=None, changes=None):
+    return {'name': name, 'detail': detail, 'task': task, 'module': module, 'diff': diff, 'changes': changes or []}
+
+
+def _masked_diff(diff):
+    """A unified diff (text) keeps its masking by the gather; structured diffs are masked here."""
+    return diff if isinstance(diff, str) else mask_secrets(diff)
 
 
 def _named_changes(result, prefix, task, module):
@@ -216,7 +244,12 @@ def drift_items(result, task_name, action, args=None, label=None):
     if isinstance(result.get(ITEMS_KEY), list):
         return [
             _item(
-                str(entry.get('name')), str(entry.get('detail', '')), task_name, module, mask_secrets(entry.get('diff'))
+                str(entry.get('name')),
+                str(entry.get('detail', '')),
+                task_name,
+                module,
+                _masked_diff(entry.get('diff')),
+                mask_secrets(entry.get('changes') or []),
             )
             if isinstance(entry, dict)
             else _item(str(entry), '', task_name, module)
@@ -265,7 +298,16 @@ class CallbackModule(CallbackBase):
     def host(self, name):
         return self.hosts.setdefault(
             name,
-            {'status': 'ok', 'reachable': True, 'facts': {}, 'items': [], 'errors': [], 'corrections': 0},
+            {
+                'status': 'ok',
+                'reachable': True,
+                'facts': {},
+                'items': [],
+                'errors': [],
+                'corrections': 0,
+                'health': [],
+                'health_status': 'unknown',
+            },
         )
 
     def v2_playbook_on_start(self, playbook):
@@ -286,7 +328,14 @@ class CallbackModule(CallbackBase):
         tags = getattr(task, 'tags', None) or []
         return [tags] if isinstance(tags, str) else list(tags)
 
+    def _record_health(self, host, result):
+        health = result.get(HEALTH_KEY) if isinstance(result, dict) and not is_censored(result) else None
+        if isinstance(health, list):
+            host['health'] = [mask_secrets(h) for h in health if isinstance(h, dict)]
+            host['health_status'] = worst(h.get('severity', 'ok') for h in host['health'])
+
     def _record_facts(self, host, result):
+        self._record_health(host, result)
         facts = result.get('ansible_facts') if isinstance(result, dict) else None
         if isinstance(facts, dict) and isinstance(facts.get(REPORT_FACT), dict):
             host['facts'].update(mask_secrets(facts[REPORT_FACT]))
@@ -372,7 +421,15 @@ class CallbackModule(CallbackBase):
 
 
 def build_report(hosts, playbook, started):
-    summary = {'clinics': len(hosts), 'drifted': 0, 'failed': 0, 'unreachable': 0, 'items': 0}
+    summary = {
+        'clinics': len(hosts),
+        'drifted': 0,
+        'failed': 0,
+        'unreachable': 0,
+        'items': 0,
+        'health_critical': 0,
+        'health_warning': 0,
+    }
     out = {}
     for name in sorted(hosts):
         host = dict(hosts[name])
@@ -381,6 +438,10 @@ def build_report(hosts, playbook, started):
         if host['status'] in ('drifted', 'failed', 'unreachable'):
             summary[host['status']] += 1
         summary['items'] += len(host['items'])
+        host.setdefault('health', [])
+        host.setdefault('health_status', 'unknown')
+        if host['health_status'] in ('critical', 'warning'):
+            summary['health_' + host['health_status']] += 1
         out[name] = host
     return {
         'generated': started.strftime('%Y-%m-%dT%H:%M:%SZ'),
@@ -405,9 +466,33 @@ def render_junit(report, title):
             failure = ET.SubElement(
                 case, 'failure', message=f'{name}: {item["name"]} drifted ({item["detail"]})', type='drift'
             )
-            failure.text = json.dumps(
-                {'task': item['task'], 'diff': item['diff']}, indent=2, sort_keys=True, default=str
+            failure.text = (
+                item['diff']
+                if isinstance(item.get('diff'), str)
+                else json.dumps(
+                    {'task': item['task'], 'changes': item.get('changes') or [], 'diff': item['diff']},
+                    indent=2,
+                    sort_keys=True,
+                    default=str,
+                )
             )
+            cases.append(case)
+        for check in host.get('health') or []:
+            severity = check.get('severity', 'ok')
+            case = ET.Element('testcase', classname=classname, name=check['name'])
+            if severity == 'critical':
+                failure = ET.SubElement(
+                    case,
+                    'failure',
+                    message=f'{name}: {check["name"]} critical ({check["detail"]})',
+                    type='health-critical',
+                )
+                failure.text = check['detail']
+            elif severity == 'warning':
+                # JUnit has no warning state: the case passes and says WARNING in its output and properties.
+                props = ET.SubElement(case, 'properties')
+                ET.SubElement(props, 'property', name='severity', value='warning')
+                ET.SubElement(case, 'system-out').text = f'WARNING {check["name"]}: {check["detail"]}'
             cases.append(case)
         if not host['items'] and host['status'] == 'ok':
             cases.append(ET.Element('testcase', classname=classname, name='no drift'))

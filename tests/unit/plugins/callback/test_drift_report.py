@@ -122,7 +122,10 @@ def test_items_are_named_after_what_drifted(callback):
     assert device['diff'] == {'before': {'Port': 4000}, 'after': {'Port': 104}}
     assert report['hosts']['clinic-b']['items'][1]['diff'] == {'before': None, 'after': '********'}
     assert report['hosts']['clinic-a']['facts']['orthanc_version'] == '1.12.7'
-    assert report['summary'] == {'clinics': 4, 'drifted': 1, 'failed': 0, 'unreachable': 1, 'items': 2}
+    assert report['summary'] == {
+        'clinics': 4, 'drifted': 1, 'failed': 0, 'unreachable': 1, 'items': 2,
+        'health_critical': 0, 'health_warning': 0,
+    }  # fmt: skip
 
 
 def test_changes_outside_drift_tasks_are_corrections(callback):
@@ -313,7 +316,7 @@ def test_html_summary_line_says_the_item_count():
     report = hostile_report()
     assert report['summary']['items'] == 1
     text = visible_text(drift_report.render_html(report, 'Fleet'))
-    assert '3 clinics, 1 drifted, 0 failed, 1 unreachable, 1 drift items.' in text
+    assert '3 clinics, 1 drifted, 0 failed, 1 unreachable, 1 drift items; health: 0 critical, 0 warning.' in text
     assert 'built-in method' not in text
 
 
@@ -369,7 +372,7 @@ def test_html_renders_in_headless_chromium_without_running_the_script(tmp_path):
     assert '<script' not in dom.lower() and '<img' not in dom.lower()
     assert 'HelloWorld&lt;script&gt;' in dom
     text = visible_text(dom)
-    assert '3 clinics, 1 drifted, 0 failed, 1 unreachable, 1 drift items.' in text
+    assert '3 clinics, 1 drifted, 0 failed, 1 unreachable, 1 drift items; health: 0 critical, 0 warning.' in text
     assert 'built-in method' not in text
 
 
@@ -378,3 +381,55 @@ def test_probe_tasks_are_neither_items_nor_corrections(callback):
     callback.v2_runner_on_ok(FakeResult('clinic-a', probe, {'changed': True, 'censored': 'hidden'}))
     host = callback.build_report()['hosts']['clinic-a']
     assert host['items'] == [] and host['corrections'] == 0
+
+
+def drifted_fleet_result():
+    """The gather's result for a drifted clinic: field changes, a masked unified diff and health items."""
+    return {
+        'changed': True,
+        'clinicpacs_drift_items': [
+            {
+                'name': 'device:CBCT1',
+                'detail': 'AllowMove: true \u2192 false, Host: 10.214.0.99 \u2192 10.214.0.20',
+                'changes': [
+                    {'field': 'AllowMove', 'before': True, 'after': False},
+                    {'field': 'Host', 'before': '10.214.0.99', 'after': '10.214.0.20'},
+                ],
+                'diff': None,
+            },
+            {
+                'name': 'config:orthanc.json',
+                'detail': 'content differs',
+                'changes': [],
+                'diff': '--- orthanc.json (on the clinic)\n+++ orthanc.json (inventory)\n@@ -1 +1 @@\n'
+                '-  "Name": "A",\n+  "Name": "B",\n',
+            },
+        ],
+        'clinicpacs_health_items': [
+            {'name': 'health:disk', 'severity': 'critical', 'value': {'used_percent': 95.0}, 'detail': '/srv 95% used'},
+            {'name': 'health:device:PANO1', 'severity': 'warning', 'value': None, 'detail': 'no study received yet'},
+            {'name': 'health:backup', 'severity': 'ok', 'value': None, 'detail': 'newest backup 1 h old'},
+        ],
+    }
+
+
+def test_gather_items_health_in_json_junit_and_html(callback, tmp_path):
+    task = FakeTask('Gather', 'clinicpacs.orthanc.orthanc_drift_info', tags=('drift',))
+    callback.v2_runner_on_ok(FakeResult('clinic-a', task, drifted_fleet_result()))
+    report = callback.build_report()
+    host = report['hosts']['clinic-a']
+    assert host['status'] == 'drifted' and host['health_status'] == 'critical'
+    assert host['items'][0]['changes'][1] == {'field': 'Host', 'before': '10.214.0.99', 'after': '10.214.0.20'}
+    assert report['summary']['health_critical'] == 1 and report['summary']['items'] == 2
+    junit = ET.fromstring(drift_report.render_junit(report, 'Fleet'))  # noqa: S314 - our own report
+    cases = {c.get('name'): c for c in junit.iter('testcase')}
+    assert cases['health:disk'].find('failure').get('type') == 'health-critical'
+    assert cases['health:device:PANO1'].find('system-out').text == 'WARNING health:device:PANO1: no study received yet'
+    assert cases['health:backup'].find('failure') is None and cases['health:backup'].find('system-out') is None
+    assert cases['config:orthanc.json'].find('failure').text.startswith('--- orthanc.json (on the clinic)')
+    page = drift_report.render_html(report, 'Fleet')
+    text = visible_text(page)
+    assert 'AllowMove: true \u2192 false, Host: 10.214.0.99 \u2192 10.214.0.20' in text
+    assert '- "Name": "A", + "Name": "B",' in text  # (whitespace collapsed)
+    assert 'critical health:disk /srv 95% used' in text and 'warning health:device:PANO1' in text
+    assert '1 clinics, 1 drifted, 0 failed, 0 unreachable, 2 drift items; health: 1 critical, 0 warning.' in text
