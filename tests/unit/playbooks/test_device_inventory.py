@@ -38,7 +38,14 @@ def _inventory(tmp_path: Path, host_vars: str = CLINIC_VARS) -> Path:
 
 def _play(tmp_path: Path, tasks: list, extra: dict | None = None) -> Path:
     play = [{'hosts': 'clinic-a', 'gather_facts': False, 'vars': {'pacs_devices': [], **(extra or {})}, 'tasks': tasks}]
-    path = REPO / 'playbooks' / f'.unit-{os.getpid()}-{tmp_path.name}.yml'  # next to tasks/ and templates/
+    # A play directory of its own that sees the playbooks' tasks/, templates/ and files/ (never a file in the
+    # work tree: lint runs beside the unit tests in make test).
+    plays = tmp_path / 'plays'
+    plays.mkdir(exist_ok=True)
+    for sub in ('tasks', 'templates', 'files'):
+        if not (plays / sub).exists():
+            (plays / sub).symlink_to(REPO / 'playbooks' / sub)
+    path = plays / f'play-{len(list(plays.glob("play-*.yml")))}.yml'
     path.write_text(yaml.safe_dump(play, sort_keys=False))
     return path
 
