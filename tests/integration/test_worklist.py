@@ -195,6 +195,13 @@ def render_config(clinic):
                     'gather_facts': False,
                     'tasks': [
                         {
+                            'name': 'memory and cores (the role sizes its settings from them)',
+                            'ansible.builtin.setup': {
+                                'gather_subset': ['!all', '!min', 'hardware'],
+                                'filter': ['ansible_memtotal_mb', 'ansible_processor_vcpus'],
+                            },
+                        },
+                        {
                             'name': 'image step',
                             'ansible.builtin.include_role': {
                                 'name': 'clinicpacs.orthanc.pacs',
