@@ -348,11 +348,26 @@ def test_off_box_copy_arrives_complete_and_failures_are_one_line(host, msp):
     assert host.run("ssh-keygen -q -t ed25519 -N '' -f /root/.ssh/clinicpacs-backup").rc == 0
     _authorize(host.file("/root/.ssh/clinicpacs-backup.pub").content_string)
 
+    # A copy on the MSP host that this box no longer has (taken before the box lost its disk): the next
+    # backup adds to the MSP host and never deletes it.
+    remote = f"/srv/backups/{BOX}"
+    older = "20000101T000000Z"
+    _docker(
+        "exec",
+        "-u",
+        "clinicpacs-backup",
+        MSP,
+        "sh",
+        "-c",
+        f"mkdir -p {remote}/{older} && echo kept >{remote}/{older}/MANIFEST",
+    )
     res = host.run(f"{TOOL} run --label off-box")
     assert res.rc == 0, res.stderr
     assert f"copied to clinicpacs-backup@{MSP_IP}:/srv/backups/{BOX}" in res.stderr
-    remote = f"/srv/backups/{BOX}"
     names = _docker("exec", MSP, "sh", "-c", f"ls {remote}").stdout.split()
+    assert older in names, "the off-box copy deleted an older backup the box no longer has"
+    _docker("exec", MSP, "rm", "-r", f"{remote}/{older}")
+    names.remove(older)
     assert sorted(names, reverse=True) == _backups(host), (names, _backups(host))
     for name in names:
         check = _docker(
