@@ -98,14 +98,15 @@ fi
 # 3. Integration, the mutation table, the benchmarks and Molecule in lanes.
 declare -a lane_jobs=()
 for ((i = 0; i < LANES; i++)); do lane_jobs[i]=""; done
-# Each job to the lane with the least queued, longest first, by the minutes a job took in a lane of a
-# fresh-clone CI run on the 2-core machine (docs/test-bed.md); a scenario not listed counts 5.
+# Each job to the lane with the least queued, longest first, by the minutes a job took in a lane on the
+# 2-core machine (the runs of 2026-12-02 after the fleet, worklist and backup work); a scenario not listed
+# counts 5.
 declare -a lane_cost=()
 cost() {
   case "${1#molecule:}" in
-    fleet) echo 18 ;; layouts) echo 15 ;; upgrade) echo 7 ;; security) echo 6 ;;
-    default | backup_restore | integration | bench) echo 5 ;;
-    mutations) echo 4 ;; smoke) echo 1 ;; *) echo 5 ;;
+    fleet) echo 13 ;; layouts) echo 10 ;; backup_restore | integration) echo 8 ;;
+    upgrade | security) echo 7 ;; default) echo 5 ;; bench) echo 4 ;;
+    mutations) echo 2 ;; smoke) echo 1 ;; *) echo 5 ;;
   esac
 }
 for ((i = 0; i < LANES; i++)); do lane_cost[i]=0; done
