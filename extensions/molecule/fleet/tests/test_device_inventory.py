@@ -95,11 +95,11 @@ def test_add_device_inventory_sheet_least_privilege_then_remove():
 
         # add_device: the inventory gets the entry (the group's list copied into A's host_vars, then the device).
         run = playbook("add_device.yml", *sheet_args, "-e", json.dumps({"device": device}))
-        assert run.returncode == 0, run.stdout[-4000:]
+        assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-1500:]
         assert inventory_devices() == [*GROUP_DEVICES, "lp-scanner"]
         assert HOST_VARS.read_text().startswith(before)
         drift = playbook("drift.yml", "--limit", BOX)
-        assert drift.returncode == 0, drift.stdout[-4000:]
+        assert drift.returncode == 0, drift.stdout[-4000:] + drift.stderr[-1500:]
 
         # Least privilege in Orthanc, and what the sheet says.
         rights = {k: v for k, v in modality("lp-scanner").items() if k.startswith("Allow") and k != "AllowTranscoding"}
@@ -127,7 +127,7 @@ def test_add_device_inventory_sheet_least_privilege_then_remove():
         # Granted in the inventory: query and retrieve work, and the sheet says so.
         granted = {**device, "allow_find": True, "allow_move": True}
         run = playbook("add_device.yml", *sheet_args, "-e", json.dumps({"device": granted}))
-        assert run.returncode == 0, run.stdout[-4000:]
+        assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-1500:]
         entry = yaml.safe_load(HOST_VARS.read_text())["pacs_devices"][-1]
         assert entry == granted
         assert dcmtk("findscu", box_ip, *keys) == 1
@@ -138,10 +138,10 @@ def test_add_device_inventory_sheet_least_privilege_then_remove():
 
         # remove_device: out of Orthanc and out of the inventory; drift stays clean.
         run = playbook("remove_device.yml", *sheet_args, "-e", "device_name=lp-scanner")
-        assert run.returncode == 0, run.stdout[-4000:]
+        assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-1500:]
         assert modality("lp-scanner") is None
         assert inventory_devices() == GROUP_DEVICES
         drift = playbook("drift.yml", "--limit", BOX)
-        assert drift.returncode == 0, drift.stdout[-4000:]
+        assert drift.returncode == 0, drift.stdout[-4000:] + drift.stderr[-1500:]
     finally:
         docker("rm", "-f", SIM, check=False)

@@ -94,7 +94,7 @@ def started_at(name: str) -> str:
 
 def test_fleet_starts_clean():
     run = playbook("drift.yml")
-    assert run.returncode == 0, run.stdout[-4000:]
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-1500:]
     report, _junit, _page = latest()
     assert items(report) == {b: [] for b in BOXES.values()}
     assert all(h["facts"]["orthanc_version"] for h in report["hosts"].values())
@@ -114,7 +114,7 @@ def test_out_of_band_changes_on_b_are_reported():
     before = {name: started_at(name) for name in BOXES.values()}
 
     run = playbook("drift.yml")
-    assert run.returncode != 0, run.stdout[-4000:]
+    assert run.returncode != 0, run.stdout[-4000:] + run.stderr[-1500:]
     report, junit, page = latest()
     assert items(report) == {BOXES["A"]: [], b: ["device:sim-cbct", "user:reception"], BOXES["C"]: []}
     assert report["hosts"][b]["status"] == "drifted"
@@ -132,13 +132,13 @@ def test_out_of_band_changes_on_b_are_reported():
 
 def test_enforce_corrects_and_next_run_is_clean():
     run = playbook("drift.yml", "-e", "enforce=true")
-    assert run.returncode == 0, run.stdout[-4000:]
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-1500:]
     assert api(BOXES["B"], "GET", "/modalities/sim-cbct/configuration")["Port"] == 11113
     # A backup of C only: the next report shows its age, and "never" for A and B.
     backup = playbook("backup.yml", "--limit", BOXES["C"])
-    assert backup.returncode == 0, backup.stdout[-4000:]
+    assert backup.returncode == 0, backup.stdout[-4000:] + backup.stderr[-1500:]
     again = playbook("drift.yml")
-    assert again.returncode == 0, again.stdout[-4000:]
+    assert again.returncode == 0, again.stdout[-4000:] + again.stderr[-1500:]
     report, junit, page = latest()
     assert items(report) == {b: [] for b in BOXES.values()}
     ages = {h: d["facts"]["last_backup_age"] for h, d in report["hosts"].items()}
@@ -156,13 +156,13 @@ def test_peer_and_nginx_drift_on_the_other_clinics():
     box(a, "sh", "-c", f"echo '# edited by hand' >> {site}")
 
     run = playbook("drift.yml")
-    assert run.returncode != 0, run.stdout[-4000:]
+    assert run.returncode != 0, run.stdout[-4000:] + run.stderr[-1500:]
     report, _junit, _page = latest()
     assert items(report) == {a: ["config:orthanc.conf"], BOXES["B"]: [], c: ["peer:msp-archive"]}
     assert "fleet-test-only-peer" not in json.dumps(report)
 
     run = playbook("drift.yml", "-e", "enforce=true")
-    assert run.returncode == 0, run.stdout[-4000:]
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-1500:]
     assert api(c, "GET", "/peers?expand")["msp-archive"]["Url"] == "https://archive.msp.test/orthanc/"
     assert "# edited by hand" not in box(a, "cat", site).stdout
 
@@ -203,7 +203,7 @@ def test_add_device_without_restart_then_it_stores_a_study():
                   "type": "intraoral scanner", "vendor": "Sim"}  # fmt: skip
         run = playbook("add_device.yml", "-e", f"clinic={a}", "-e", json.dumps({"device": device}),
                        "-e", f"clinicpacs_sheet_dir={SHEETS}")  # fmt: skip
-        assert run.returncode == 0, run.stdout[-4000:]
+        assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-1500:]
         assert started_at(a) == before, "add_device.yml restarted Orthanc"
         assert api(a, "GET", "/modalities/sim-new/configuration")["AET"] == "SIMNEW"
 
@@ -255,7 +255,7 @@ def test_drift_schedule_check_mode_changes_nothing():
     bin_dir = Path(sys.executable).parent
     cmd = [str(bin_dir / "ansible-playbook"), "-i", str(EPHEMERAL / "inventory"), "--check", str(play)]
     run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, check=False)  # noqa: S603
-    assert run.returncode == 0, run.stdout[-4000:]
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-1500:]
     assert box(c, "test", "-e", "/etc/systemd/system/clinicpacs-drift-other.timer", check=False).returncode == 1
     assert box(c, "test", "-e", "/usr/local/sbin/clinicpacs-drift-other", check=False).returncode == 1
 
@@ -275,7 +275,7 @@ def test_upgrade_check_mode_plans_the_waves_and_changes_nothing():
     _a, b, c = BOXES.values()
     before = {name: orthanc_container(name) for name in BOXES.values()}
     run = clinicbox.playbook("upgrade.yml", "-e", f"upgrade_orthanc_image={clinicbox.BROKEN_IMAGE}", check=True)
-    assert run.returncode == 0, run.stdout[-4000:]
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-1500:]
     text = clinicbox.text(run)
     assert f"Wave: the canary (alone); after it: {b}, {c}" in text
     assert f"Wave: {b}, {c}; after it: none" in text
@@ -297,7 +297,7 @@ def test_failed_canary_stops_the_fleet_upgrade_before_clinic_2():
     # A broken Orthanc fails the health wait: 60 s of it is enough here.
     run = clinicbox.playbook("upgrade.yml", "-e", f"upgrade_orthanc_image={clinicbox.BROKEN_IMAGE}",
                              "-e", "pacs_wait_timeout=60")  # fmt: skip
-    assert run.returncode != 0, run.stdout[-4000:]
+    assert run.returncode != 0, run.stdout[-4000:] + run.stderr[-1500:]
     text = clinicbox.text(run)
     assert f"upgrade of {a} to {clinicbox.BROKEN_IMAGE} failed" in text, run.stdout[-6000:]
     assert f"rolled back to {before[a][2]}" in text
