@@ -825,10 +825,12 @@ def _family_similarity(a, b, cfg=None):
     score = jaro_winkler(a.family_key, b.family_key)
     if len(a.family) > 1 or len(b.family) > 1:
         common = set(a.family) & set(b.family)
-        if any(len(tok) > 2 and tok not in _PARTICLES for tok in common) and score < 0.92:
-            return 0.92, 'partial surname'
-        if score < 0.9 and _typo_in_shared_surname(a.family, b.family):
-            return 0.9, 'partial surname with a typo'
+        # a shared surname settles it, however similar the whole keys look (a high Jaro-Winkler of ``VELASCO`` and
+        # ``VELASCOMOYA`` must not fall through to the two-different-surnames rule below)
+        if any(len(tok) > 2 and tok not in _PARTICLES for tok in common):
+            return max(score, 0.92), 'partial surname'
+        if _typo_in_shared_surname(a.family, b.family):
+            return max(score, 0.9), 'partial surname with a typo'
     if cfg is not None and _distinct_names(a.family_key, b.family_key, cfg, 'family'):
         return min(score, 0.5), 'two different surnames, both common here'
     if score < 0.9 and _sounds_alike(a.family_key, b.family_key):
@@ -1556,6 +1558,16 @@ def _far_dates(dates_a, dates_b, max_year_gap):
             s1 = '{:04d}{:02d}{:02d}'.format(*da)
             s2 = '{:04d}{:02d}{:02d}'.format(*db)
             if sum(1 for x, y in zip(s1, s2, strict=False) if x != y) <= 2:
+                return False
+    # a year and month against a full date a few years off: far unless their known digits differ in one digit, a typo
+    # (``1973-12`` and a mistyped ``1979-12-09`` of one person)
+    for da in dates_a:
+        for db in dates_b:
+            if (da[2] is None) == (db[2] is None) or da[1] is None or db[1] is None:
+                continue
+            s1 = '{:04d}{:02d}'.format(*da[:2])
+            s2 = '{:04d}{:02d}'.format(*db[:2])
+            if sum(1 for x, y in zip(s1, s2, strict=True) if x != y) <= 1:
                 return False
     return True
 
