@@ -84,6 +84,15 @@ alone fails for a name with ``common_name_namesakes`` other people; two look-ali
 ambiguous. Free-text names are tried in every family/given split; umlaut transcriptions and transliterations
 that sound alike count as spelling variants. Each pair reports its ``evidence``.
 
+The frequencies are those of the reading that matched (the free-text split, the swapped order; a compound given
+name counts as a whole), and a person's own mistyped birth dates (one digit, a swap) are one person, not
+namesakes. For a pair with a date on one side only, the prior is the share of this clinic's undated records that
+are re-registrations (:func:`estimate_undated_reregistrations`: undated records with a dated namesake, less those
+expected by chance): the probability is ``r m / (r m (1 + people) + (1 - r) chance)`` with ``people`` the other
+people here with the name and ``chance`` the people expected to carry it by chance. A study date both records share
+on a quiet day divides the namesakes by its likelihood ratio ``m / u`` (``m``: the share of this clinic's sure pairs
+that share a study date, :func:`estimate_same_day_m`; ``u``: the day's share of the records).
+
 Grouping
 ========
 Pairs at or above ``threshold`` (default 0.8) are joined, strongest first (deterministic ties), into
@@ -154,6 +163,8 @@ __all__ = [
     'compare_records',
     'damerau_levenshtein',
     'estimate_m_u',
+    'estimate_same_day_m',
+    'estimate_undated_reregistrations',
     'find_collisions',
     'find_duplicates',
     'jaro_winkler',
@@ -1162,7 +1173,7 @@ class NameFrequencies:
     left out.
     """
 
-    __slots__ = ('_clusters', 'birth_date', 'family', 'full', 'given', 'n', 'study_date', 'tokens')
+    __slots__ = ('_clusters', '_people', 'birth_date', 'family', 'full', 'given', 'n', 'study_date', 'tokens')
 
     def __init__(self, records, max_names=4):
         self.n = len(records)
@@ -1173,6 +1184,7 @@ class NameFrequencies:
         self.full = {}
         self.tokens = {}
         self._clusters = {}
+        self._people = {}
         for record in records:
             fams = set()
             givs = set()
@@ -1244,36 +1256,60 @@ class NameFrequencies:
         person's own mistyped records are not counted as namesakes. The clusters that hold a date of the pair's own
         (``own_dates``) are left out."""
         key = (_full_key(pn), sex)
+        memo = (key, own_dates)
+        if memo in self._people:
+            return self._people[memo]
         clusters = self._clusters.get(key)
         if clusters is None:
             dates = sorted(
                 {d for d, other in self.full.get(key[0], ()) if sex is None or other is None or other == sex},
                 key=lambda d: (d[0], d[1] or 0, d[2] or 0),
             )
-            clusters = []
+            groups = []
             for date in dates:
-                joined = [c for c in clusters if any(_same_person_dates(date, x) for x in c)]
+                joined = [c for c in groups if any(_same_person_dates(date, x) for x in c)]
                 for c in joined[1:]:
                     joined[0].extend(c)
-                    clusters.remove(c)
+                    groups.remove(c)
                 if joined:
                     joined[0].append(date)
                 else:
-                    clusters.append([date])
+                    groups.append([date])
+            # (lowest year, highest year, dates): a typo changes a year by nine at most, so a cluster further than
+            # that from the pair's own years needs no date-by-date look
+            clusters = [(min(d[0] for d in c), max(d[0] for d in c), c) for c in groups]
             self._clusters[key] = clusters
         if not own_dates:
-            return len(clusters)
-        return sum(1 for c in clusters if not any(_same_person_dates(d, o) for d in c for o in own_dates))
+            count = len(clusters)
+        else:
+            low = min(o[0] for o in own_dates) - 9
+            high = max(o[0] for o in own_dates) + 9
+            count = sum(
+                1
+                for lo, hi, c in clusters
+                if hi < low or lo > high or not any(_same_person_dates(d, o) for d in c for o in own_dates)
+            )
+        if len(self._people) < 1 << 16:
+            self._people[memo] = count
+        return count
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 18)
 def _same_person_dates(d1, d2):
     """True when two parsed birth dates may be one person's: years at most two apart, or a typo of one another
-    (:func:`compare_birth_dates` scores it 0.8 or more)."""
-    if abs(d1[0] - d2[0]) <= 2:
+    (what :func:`compare_birth_dates` scores 0.8 or more: one digit in the day, month or last digit of the year,
+    two adjacent digits transposed)."""
+    gap = abs(d1[0] - d2[0])
+    if gap <= 2:
         return True
-    score, _reason, conflict = compare_birth_dates(d1, d2)
-    return not conflict and score >= 0.8
+    if d1[2] is None or d2[2] is None or gap > 9:
+        return False
+    s1 = '{:04d}{:02d}{:02d}'.format(*d1)
+    s2 = '{:04d}{:02d}{:02d}'.format(*d2)
+    diff = [i for i in range(8) if s1[i] != s2[i]]
+    if len(diff) == 1:
+        return diff[0] >= 3
+    return len(diff) == 2 and diff[1] == diff[0] + 1 and s1[diff[0]] == s2[diff[1]] and s1[diff[1]] == s2[diff[0]]
 
 
 def _full_key(pn):
