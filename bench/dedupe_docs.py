@@ -23,7 +23,7 @@ DUPLICATES = os.path.join(ROOT, 'docs', 'duplicates.md')
 BLOCK = re.compile(r'(<!-- dedupe-figures -->\n).*?(<!-- /dedupe-figures -->)', re.S)
 ROLES = {
     'synth_patients': 'tuning set (`tests/tools/synth_patients.py`)',
-    'synth_patients_iberian': 'held out, never tuned on (`tests/tools/synth_patients_iberian.py`)',
+    'synth_patients_iberian': 'second generator, tuned on since issue 18 (`tests/tools/synth_patients_iberian.py`)',
 }
 
 

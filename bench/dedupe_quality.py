@@ -34,10 +34,17 @@ def grouped_pairs(result):
     return pairs
 
 
-# name -> (module, role): tune on the first, check on the second (written before tuning, never tuned on)
+# name -> (module, role): tuned on the first; the second was written before the tuning from another population and
+# only checked against, until the recall work of issue 18 looked at its misses (from then on also tuned against)
 GENERATORS = {
     'synth_patients': (synth_patients, 'tuning set: thresholds were chosen on it'),
-    'synth_patients_iberian': (synth_patients_iberian, 'held out: never tuned on (stand-in for an external set)'),
+    'synth_patients_iberian': (
+        synth_patients_iberian,
+        (
+            'second generator: written from another population; the matcher was checked, and from the recall work of '
+            'issue 18 on also tuned, against it (no longer held out)'
+        ),
+    ),
 }
 
 

@@ -84,6 +84,15 @@ alone fails for a name with ``common_name_namesakes`` other people; two look-ali
 ambiguous. Free-text names are tried in every family/given split; umlaut transcriptions and transliterations
 that sound alike count as spelling variants. Each pair reports its ``evidence``.
 
+The frequencies are those of the reading that matched (the free-text split, the swapped order; a compound given
+name counts as a whole), and a person's own mistyped birth dates (one digit, a swap) are one person, not
+namesakes. For a pair with a date on one side only, the prior is the share of this clinic's undated records that
+are re-registrations (:func:`estimate_undated_reregistrations`: undated records with a dated namesake, less those
+expected by chance): the probability is ``r m / (r m (1 + people) + (1 - r) chance)`` with ``people`` the other
+people here with the name and ``chance`` the people expected to carry it by chance. A study date both records share
+on a quiet day divides the namesakes by its likelihood ratio ``m / u`` (``m``: the share of this clinic's sure pairs
+that share a study date, :func:`estimate_same_day_m`; ``u``: the day's share of the records).
+
 Grouping
 ========
 Pairs at or above ``threshold`` (default 0.8) are joined, strongest first (deterministic ties), into
@@ -138,6 +147,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type  # noqa: UP001 (Ansible plugin header)
 
 import itertools
+import math
 import re
 import unicodedata
 from functools import lru_cache
@@ -153,6 +163,8 @@ __all__ = [
     'compare_records',
     'damerau_levenshtein',
     'estimate_m_u',
+    'estimate_same_day_m',
+    'estimate_undated_reregistrations',
     'find_collisions',
     'find_duplicates',
     'jaro_winkler',
@@ -824,13 +836,35 @@ def _family_similarity(a, b, cfg=None):
     score = jaro_winkler(a.family_key, b.family_key)
     if len(a.family) > 1 or len(b.family) > 1:
         common = set(a.family) & set(b.family)
-        if any(len(tok) > 2 and tok not in _PARTICLES for tok in common) and score < 0.92:
-            return 0.92, 'partial surname'
+        # a shared surname settles it, however similar the whole keys look (a high Jaro-Winkler of ``VELASCO`` and
+        # ``VELASCOMOYA`` must not fall through to the two-different-surnames rule below)
+        if any(len(tok) > 2 and tok not in _PARTICLES for tok in common):
+            return max(score, 0.92), 'partial surname'
+        if _typo_in_shared_surname(a.family, b.family):
+            return max(score, 0.9), 'partial surname with a typo'
     if cfg is not None and _distinct_names(a.family_key, b.family_key, cfg, 'family'):
         return min(score, 0.5), 'two different surnames, both common here'
     if score < 0.9 and _sounds_alike(a.family_key, b.family_key):
         return 0.9, 'family names sound alike (another transliteration)'
     return score, None
+
+
+def _typo_in_shared_surname(fa, fb):
+    """True when one surname of a compound family name is the other record's surname (or one of its surnames) with
+    one typo (``GONZALEZ`` in ``GONAEZ FERRER``): a dropped second surname and a typo in the first, both frequent."""
+    for x in fa:
+        if len(x) < 4 or x in _PARTICLES:
+            continue
+        for y in fb:
+            if len(y) < 4 or y in _PARTICLES or x[0] != y[0] or abs(len(x) - len(y)) > 2:
+                continue
+            if _folded(x) == _folded(y):
+                return True
+            # one edit; two in long surnames that start alike (two-edit typos are about one in six)
+            edits = damerau_levenshtein(x, y)
+            if edits <= 1 or (edits == 2 and min(len(x), len(y)) >= 6 and x[:2] == y[:2]):
+                return True
+    return False
 
 
 def _sounds_alike(x, y):
@@ -945,6 +979,9 @@ def _compare_names_once(a, b, cfg):
         'family_conflict': family_conflict,
         'given_conflict': given_conflict,
         'suffix_conflict': suffix_conflict,
+        # the readings compared (a free-text name's family/given split that won): the name frequencies are
+        # looked up for these, not for the first reading
+        'names': (a, ParsedName(b.given, b.family, b.suffix, b.raw)) if swapped else (a, b),
     }
 
 
@@ -1136,7 +1173,7 @@ class NameFrequencies:
     left out.
     """
 
-    __slots__ = ('_clusters', 'birth_date', 'family', 'full', 'given', 'n', 'study_date', 'tokens')
+    __slots__ = ('_clusters', '_people', 'birth_date', 'family', 'full', 'given', 'n', 'study_date', 'tokens')
 
     def __init__(self, records, max_names=4):
         self.n = len(records)
@@ -1147,16 +1184,18 @@ class NameFrequencies:
         self.full = {}
         self.tokens = {}
         self._clusters = {}
+        self._people = {}
         for record in records:
             fams = set()
             givs = set()
             fulls = set()
-            years = {(d[0], record.sex) for d in record.parsed_dates}
+            dates = {(d, record.sex) for d in record.parsed_dates}
             for pn in record.parsed_names[:max_names]:
                 for x in (pn, *pn.alternatives):
                     fams.add(x.family_key)
                     if x.given:
                         givs.add(x.given_first)
+                        givs.add(x.given_key)  # a compound given name (``maria carmen``) counts as itself too
                         fulls.add(_full_key(x))
             for table, values in (
                 (self.family, fams),
@@ -1168,49 +1207,115 @@ class NameFrequencies:
                 for value in values:
                     table[value] = table.get(value, 0) + 1
             for value in fulls:
-                self.full.setdefault(value, set()).update(years)
+                self.full.setdefault(value, set()).update(dates)
 
     def others(self, table, x, y):
         """Records other than the pair's own that carry ``x`` or ``y`` (the commoner of the two spellings)."""
         count = max(table.get(x, 0), table.get(y, 0))
         return max(count - (2 if x == y else 1), 0)
 
-    def expected_namesakes(self, na, nb, own_years=(), sex=None):
+    def expected_namesakes(self, na, nb, own_dates=(), sex=None):
         """Expected number of other people in the clinic with this family and given name (u times N): the
         product of the two names' frequencies (independence), or the other records with this very full name when
         there are more of them."""
         fam = self.others(self.tokens, na.family_key, nb.family_key) + 0.5
         if not (na.given and nb.given):
             return fam
-        giv = self.others(self.tokens, na.given_first, nb.given_first) + 0.5
-        full = max(self.people(na, own_years, sex), self.people(nb, own_years, sex))
+        if na.given_key == nb.given_key:
+            # both carry the whole (maybe compound) given name: ``Maria Carmen`` is rarer than ``Maria``
+            giv = self.others(self.tokens, na.given_key, nb.given_key) + 0.5
+        else:
+            giv = self.others(self.tokens, na.given_first, nb.given_first) + 0.5
+        full = max(self.people(na, own_dates, sex), self.people(nb, own_dates, sex))
         return max(fam * giv / max(self.n, 1), float(full))
 
-    def people(self, pn, own_years=(), sex=None):
-        """Other people of this clinic with this full name: its records' birth years in clusters more than two
-        years apart (a person's records count once), of the pair's sex or unknown, leaving out the clusters within
-        two years of the pair's own birth years (``own_years``)."""
+    def namesake_terms(self, na, nb, own_dates=(), sex=None):
+        """The two parts of :meth:`expected_namesakes` apart: ``(chance, people)``, the number of people expected to
+        carry this full name by chance (the product of the two names' frequencies) and the other people of this
+        clinic seen with it (:meth:`people`). None without given names."""
+        if not (na.given and nb.given):
+            return None
+        fam = self.others(self.tokens, na.family_key, nb.family_key) + 0.5
+        if na.given_key == nb.given_key:
+            giv = self.others(self.tokens, na.given_key, nb.given_key) + 0.5
+        else:
+            giv = self.others(self.tokens, na.given_first, nb.given_first) + 0.5
+        people = max(self.people(na, own_dates, sex), self.people(nb, own_dates, sex))
+        return fam * giv / max(self.n, 1), people
+
+    def chance_of_name(self, pn):
+        """People expected to carry this full name by chance (independence of family and given name)."""
+        if not pn.given:
+            return float(self.tokens.get(pn.family_key, 0))
+        return self.tokens.get(pn.family_key, 0) * self.tokens.get(pn.given_key, 0) / max(self.n, 1)
+
+    def people(self, pn, own_dates=(), sex=None):
+        """Other people of this clinic with this full name, of the pair's sex or unknown: its records' birth dates in
+        clusters, where two dates are one person's when their years are at most two apart or one is a typo of the
+        other (one digit, day and month swapped, two digits transposed: :func:`_same_person_dates`), so that a
+        person's own mistyped records are not counted as namesakes. The clusters that hold a date of the pair's own
+        (``own_dates``) are left out."""
         key = (_full_key(pn), sex)
+        memo = (key, own_dates)
+        if memo in self._people:
+            return self._people[memo]
         clusters = self._clusters.get(key)
         if clusters is None:
-            years = sorted(
-                {y for y, other in self.full.get(key[0], ()) if sex is None or other is None or other == sex}
+            dates = sorted(
+                {d for d, other in self.full.get(key[0], ()) if sex is None or other is None or other == sex},
+                key=lambda d: (d[0], d[1] or 0, d[2] or 0),
             )
-            clusters = []
-            for year in years:
-                if clusters and year - clusters[-1][1] <= 2:
-                    clusters[-1][1] = year
+            groups = []
+            for date in dates:
+                joined = [c for c in groups if any(_same_person_dates(date, x) for x in c)]
+                for c in joined[1:]:
+                    joined[0].extend(c)
+                    groups.remove(c)
+                if joined:
+                    joined[0].append(date)
                 else:
-                    clusters.append([year, year])
+                    groups.append([date])
+            # (lowest year, highest year, dates): a typo changes a year by nine at most, so a cluster further than
+            # that from the pair's own years needs no date-by-date look
+            clusters = [(min(d[0] for d in c), max(d[0] for d in c), c) for c in groups]
             self._clusters[key] = clusters
-        if not own_years:
-            return len(clusters)
-        return sum(1 for lo, hi in clusters if all(o < lo - 2 or o > hi + 2 for o in own_years))
+        if not own_dates:
+            count = len(clusters)
+        else:
+            low = min(o[0] for o in own_dates) - 9
+            high = max(o[0] for o in own_dates) + 9
+            count = sum(
+                1
+                for lo, hi, c in clusters
+                if hi < low or lo > high or not any(_same_person_dates(d, o) for d in c for o in own_dates)
+            )
+        if len(self._people) < 1 << 16:
+            self._people[memo] = count
+        return count
+
+
+@lru_cache(maxsize=1 << 18)
+def _same_person_dates(d1, d2):
+    """True when two parsed birth dates may be one person's: years at most two apart, or a typo of one another
+    (what :func:`compare_birth_dates` scores 0.8 or more: one digit in the day, month or last digit of the year,
+    two adjacent digits transposed)."""
+    gap = abs(d1[0] - d2[0])
+    if gap <= 2:
+        return True
+    if d1[2] is None or d2[2] is None or gap > 9:
+        return False
+    s1 = '{:04d}{:02d}{:02d}'.format(*d1)
+    s2 = '{:04d}{:02d}{:02d}'.format(*d2)
+    diff = [i for i in range(8) if s1[i] != s2[i]]
+    if len(diff) == 1:
+        return diff[0] >= 3
+    return len(diff) == 2 and diff[1] == diff[0] + 1 and s1[diff[0]] == s2[diff[1]] and s1[diff[1]] == s2[diff[0]]
 
 
 def _full_key(pn):
-    """A full name whatever the order of its parts (``ROSSI^MARIA`` = ``MARIA^ROSSI``)."""
-    return tuple(sorted((pn.family_key, pn.given_first)))
+    """A full name whatever the order of its parts (``ROSSI^MARIA`` = ``MARIA^ROSSI``), with the whole given name
+    (``ROSSI^MARIA GRAZIA`` is another full name than ``ROSSI^MARIA``)."""
+    return tuple(sorted((pn.family_key, pn.given_key)))
 
 
 def estimate_m_u(patterns, iterations=200, tolerance=1e-7):
@@ -1270,6 +1375,48 @@ def estimate_m_u(patterns, iterations=200, tolerance=1e-7):
 EM_FIELDS = ('family_name', 'given_name', 'birth_date', 'sex')
 
 
+def estimate_undated_reregistrations(records, pairs, freq, min_records=20):
+    """Share of the records without a birth date that are re-registrations of a person with a dated record, from
+    the clinic's own data: the undated records whose full name (in some reading) is also carried by a dated
+    candidate record, less the number expected by chance (a new person whose name some dated person happens to
+    carry: ``1 - exp(-chance)`` per record, with the name's frequencies). Returns ``(share, undated records, with a
+    namesake, expected by chance)``; the share is None with fewer than ``min_records`` undated records. It is a lower
+    bound: a re-registration whose name has a typo is not counted.
+
+    This is the prior of the Fellegi-Sunter decision for a pair with a date on one side only: where most undated
+    records are re-registrations (stations that do not send the birth date), a name that is common but carried by
+    no other person here still settles the pair; where undated records are mostly new people, it does not."""
+    undated = [i for i, r in enumerate(records) if r.parsed_names and not r.parsed_dates]
+    if len(undated) < min_records:
+        return None, len(undated), 0, 0.0
+    keys = {}
+
+    def full_keys(index):
+        if index not in keys:
+            keys[index] = {
+                _full_key(x) for pn in records[index].parsed_names for x in (pn, *pn.alternatives) if x.given
+            }
+        return keys[index]
+
+    hit = set()
+    for i, j in pairs:
+        a, b = records[i], records[j]
+        if bool(a.parsed_dates) == bool(b.parsed_dates) or not (a.parsed_names and b.parsed_names):
+            continue
+        u, d = (i, j) if not a.parsed_dates else (j, i)
+        if u not in hit and full_keys(u) & full_keys(d):
+            hit.add(u)
+    chance = 0.0
+    for u in undated:
+        pn = records[u].parsed_names[0]
+        if pn.given:
+            chance += 1.0 - math.exp(-freq.chance_of_name(pn))
+        else:
+            chance += 1.0
+    share = (len(hit) - chance) / (len(undated) - chance) if len(undated) > chance else 0.0
+    return min(max(share, 0.0), 0.99), len(undated), len(hit), round(chance, 1)
+
+
 def _agreement_pattern(a, b):
     na, nb = a.parsed_names[0], b.parsed_names[0]
     return (
@@ -1280,15 +1427,57 @@ def _agreement_pattern(a, b):
     )
 
 
-def _name_probability(na, nb, cfg, own_years=(), sex=None):
+def _name_probability(na, nb, cfg, own_dates=(), sex=None, day_ratio=1.0):
     """Probability that an agreement of these two names is the same person rather than a namesake:
-    ``m / (m + expected namesakes)`` with ``m`` from EM (or its prior); None without frequencies."""
+    ``m / (m + expected namesakes)`` with ``m`` from EM (or its prior); None without frequencies. ``day_ratio``: the
+    likelihood ratio of a study date both records share (:func:`_study_day_ratio`); a namesake would also have to
+    be imaged that day, so the expected namesakes are divided by it."""
     freq = cfg.get('_freq')
     if freq is None:
         return None, None
-    expected = freq.expected_namesakes(na, nb, own_years, sex)
+    expected = freq.expected_namesakes(na, nb, own_dates, sex) / day_ratio
     m = cfg.get('_m_name', cfg['name_m_prior'])
     return m / (m + expected), expected
+
+
+def _study_day_ratio(a, b, cfg):
+    """``(day, ratio)`` for two records imaged on the same quiet day (under 1 % of the records): the likelihood ratio
+    ``m / u`` of that agreement, ``u`` the share of the clinic's records on that day and ``m`` the share of sure
+    pairs that share a study date (estimated on this clinic's candidate pairs, :func:`estimate_same_day_m`), at
+    least 1. ``(None, 1.0)`` otherwise."""
+    freq = cfg.get('_freq')
+    if freq is None or 'study_date' not in cfg['_fields'] or not (a.study_dates and b.study_dates):
+        return None, 1.0
+    shared = set(a.study_dates) & set(b.study_dates)
+    if not shared:
+        return None, 1.0
+    day = min(shared, key=lambda d: (freq.study_date.get(d, 0), d))
+    count = freq.study_date.get(day, 0)
+    if not freq.n or count / freq.n >= 0.01:
+        return day, 1.0
+    u = (max(count - 2, 0) + 0.5) / freq.n
+    return day, max(1.0, cfg.get('_m_same_day', 0.0) / u)
+
+
+def estimate_same_day_m(records, pairs, minimum=30):
+    """Share of the sure pairs (same family name, given name, full birth date and sex) that share a study date: the
+    m-probability of a shared study date among the same person's records here (a station imaging the patient on the
+    practice's visit day). None with fewer than ``minimum`` sure pairs."""
+    sure = same = 0
+    for i, j in pairs:
+        a, b = records[i], records[j]
+        if not (a.parsed_names and b.parsed_names and a.study_dates and b.study_dates):
+            continue
+        if a.sex is None or a.sex != b.sex or not (a.has_full_date() and set(a.parsed_dates) & set(b.parsed_dates)):
+            continue
+        na, nb = a.parsed_names[0], b.parsed_names[0]
+        if na.family_key != nb.family_key or not na.given or na.given_key != nb.given_key:
+            continue
+        sure += 1
+        same += bool(set(a.study_dates) & set(b.study_dates))
+    if sure < minimum:
+        return None
+    return same / sure
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1406,6 +1595,16 @@ def _far_dates(dates_a, dates_b, max_year_gap):
             s2 = '{:04d}{:02d}{:02d}'.format(*db)
             if sum(1 for x, y in zip(s1, s2, strict=False) if x != y) <= 2:
                 return False
+    # a year and month against a full date a few years off: far unless their known digits differ in one digit, a typo
+    # (``1973-12`` and a mistyped ``1979-12-09`` of one person)
+    for da in dates_a:
+        for db in dates_b:
+            if (da[2] is None) == (db[2] is None) or da[1] is None or db[1] is None:
+                continue
+            s1 = '{:04d}{:02d}'.format(*da[:2])
+            s2 = '{:04d}{:02d}'.format(*db[:2])
+            if sum(1 for x, y in zip(s1, s2, strict=True) if x != y) <= 1:
+                return False
     return True
 
 
@@ -1422,11 +1621,13 @@ def _compare(a, b, cfg):
             key = (not bad, res['score'])
             if best is None or key > best[0]:
                 best = (key, res, na, nb)
-    _key, name, best_a, best_b = best
+    _key, name, _na, _nb = best
+    best_a, best_b = name['names']
     reasons = list(name['reasons'])
     name_conflict = name['family_conflict'] or name['given_conflict']
-    own_years = {d[0] for d in a.parsed_dates} | {d[0] for d in b.parsed_dates}
-    probability, expected = _name_probability(best_a, best_b, cfg, own_years, a.sex or b.sex)
+    own_dates = tuple(_unique([*a.parsed_dates, *b.parsed_dates]))
+    same_day, day_ratio = _study_day_ratio(a, b, cfg)
+    probability, expected = _name_probability(best_a, best_b, cfg, own_dates, a.sex or b.sex, day_ratio)
     evidence = {'name': round(name['score'], 3)}
     held_back = False
     if probability is not None:
@@ -1440,6 +1641,12 @@ def _compare(a, b, cfg):
             f'{counts} of {freq.n} records: {"rare" if probability >= cfg["rare_name_probability"] else "common"} '
             f'name (expected namesakes {expected:.2g})'
         )
+        if day_ratio > 1.0:
+            evidence['study_day_likelihood_ratio'] = round(day_ratio, 1)
+            reasons.append(
+                f'imaged on the same quiet day {same_day}: a namesake would have to be imaged that day too '
+                f'(likelihood ratio {day_ratio:.3g})'
+            )
     date_score = None
     date_conflict = False
     if 'birth_date' in fields and a.parsed_dates and b.parsed_dates:
@@ -1455,7 +1662,21 @@ def _compare(a, b, cfg):
     # with frequencies, a missing birth date costs little for a rare name and much for a common one
     one_factor = cfg['missing_one_date_factor']
     if probability is not None:
-        one_factor = cfg['missing_date_common_factor'] + probability * (
+        missing_probability = probability
+        prior = cfg.get('_undated_prior')
+        terms = None
+        if prior is not None and bool(a.parsed_dates) != bool(b.parsed_dates):
+            terms = cfg['_freq'].namesake_terms(best_a, best_b, own_dates, a.sex or b.sex)
+        if terms is not None:
+            # the undated record is a re-registration of this person (prior ``prior``, split among the people here
+            # with this name) or a new person who carries the name by chance
+            chance, people = terms
+            m = cfg.get('_m_name', cfg['name_m_prior'])
+            others = prior * m * people + (1.0 - prior) * chance
+            missing_probability = prior * m / (prior * m + others / day_ratio)
+            evidence['undated_reregistration_prior'] = round(prior, 3)
+            evidence['name_same_person_probability_undated'] = round(missing_probability, 3)
+        one_factor = cfg['missing_date_common_factor'] + missing_probability * (
             cfg['missing_date_rare_factor'] - cfg['missing_date_common_factor']
         )
     if date_score is not None:
@@ -1698,6 +1919,18 @@ def find_duplicates(records, config=None):
             cfg['_m_name'] = em['m'][0] * em['m'][1]
         stats['frequencies'] = True
         stats['em'] = dict(em, fields=list(EM_FIELDS), used=em['stable'])
+        share, undated, with_namesake, chance = estimate_undated_reregistrations(records, pairs, cfg['_freq'])
+        cfg['_undated_prior'] = share
+        same_day = estimate_same_day_m(records, pairs)
+        if same_day is not None:
+            cfg['_m_same_day'] = same_day
+        stats['same_study_day_m'] = None if same_day is None else round(same_day, 3)
+        stats['undated'] = {
+            'records': undated,
+            'with_a_dated_namesake': with_namesake,
+            'expected_by_chance': chance,
+            'reregistration_share': None if share is None else round(share, 3),
+        }
     else:
         stats['frequencies'] = False
     edges = []

@@ -604,3 +604,117 @@ def test_docs_figures_come_from_the_results():
         [sys.executable, str(REPO / 'bench' / 'dedupe_docs.py'), '--check'], capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# -- issue 18, recall: the reading that matched, typo-tolerant compound surnames, priors from the clinic's data ----
+
+
+def test_name_frequencies_are_those_of_the_reading_that_matched():
+    # CASTELLS and MANUEL are common here, the compound surname CASTELLS PEREZ is not; the first reading of the free
+    # text takes MANUEL as the family name and CASTELLS as the given name, a common pair of tokens
+    common = [rec(f'C{i:02d}', f'Castells^Given{i:03d}q', f'19{40 + i:02d}0505', 'M') for i in range(40)]
+    common += [rec(f'M{i:02d}', f'Sur{i:03d}xq^Manuel', f'19{40 + i:02d}0606', 'M') for i in range(40)]
+    a = rec('A', 'Castells Perez Manuel', '19381216', 'M')
+    b = rec('B', 'CASTELLS PEREZ^MANUEL', '19381216', 'M')
+    result = pm.find_duplicates(clinic(*common, a, b))
+    pair = next(g for g in result['groups'] if 'A' in g['patient_ids'])['pairs'][0]
+    assert pair['evidence']['name_expected_namesakes'] < 0.5
+
+
+def test_a_compound_given_name_is_rarer_than_its_first_part():
+    marias = [rec(f'M{i}', f'Sur{i:03d}xq^Maria', f'19{50 + i % 40:02d}0101', 'F') for i in range(60)]
+    ruiz = [rec(f'R{i}', f'Ruiz^Given{i:03d}q', f'19{50 + i % 40:02d}0202', 'F') for i in range(10)]
+    freq = pm.NameFrequencies([*marias, *ruiz])
+    compound = pm.parse_person_name('RUIZ^MARIA CARMEN')
+    simple = pm.parse_person_name('RUIZ^MARIA')
+    assert freq.expected_namesakes(compound, compound) < freq.expected_namesakes(simple, simple) / 10
+
+
+def test_a_surname_of_a_compound_surname_with_a_typo_is_a_partial_surname():
+    res = pm.compare_names(pm.parse_person_name('GONZALEZ^JOSE'), pm.parse_person_name('GONAEZ FERRER^JOSE'))
+    assert not res['family_conflict'] and 'partial surname with a typo' in res['reasons']
+    res = pm.compare_names(pm.parse_person_name('LOPEZ^JOSE'), pm.parse_person_name('PEREZ FERRER^JOSE'))
+    assert res['family_conflict']
+
+
+def test_a_shared_surname_is_not_two_common_surnames():
+    # VELASCO and VELASCO MOYA are both common here; the shared VELASCO makes it one surname written two ways
+    others = [rec(f'V{i}', f'Velasco^Given{i:03d}q', f'19{50 + i:02d}0303', 'F') for i in range(4)]
+    others += [rec(f'W{i}', f'Velasco Moya^Given{i:03d}q', f'19{60 + i:02d}0404', 'F') for i in range(4)]
+    cfg = pm._merge_config(None)
+    cfg['_freq'] = pm.NameFrequencies(clinic(*others))
+    a, b = rec('A', 'VELASCO MOYA^CARMEN', '19700331', 'F'), rec('B', 'Velasco^Carmen', '19700331', 'F')
+    res = pm.compare_records(a, b, cfg)
+    assert not res['conflict'] and res['score'] >= 0.8
+
+
+def test_a_persons_own_mistyped_birth_date_is_no_namesake():
+    records = [
+        rec('A', 'Bakker^Charlotte', '20060625', 'F'),
+        rec('B', 'Bakker^Charlotte', '20010625', 'F'),  # one-digit typo of A's date
+        rec('C', 'Bakker^Charlotte', '19650110', 'F'),  # another person
+    ]
+    freq = pm.NameFrequencies(records)
+    pn = pm.parse_person_name('Bakker^Charlotte')
+    assert freq.people(pn, ((2006, 6, 25),), 'F') == 1
+
+
+def test_a_year_and_month_one_digit_off_a_full_date_is_no_hard_conflict():
+    assert not pm._far_dates([(1973, 12, None)], [(1979, 12, 9)], 2)
+    assert pm._far_dates([(1973, 12, None)], [(1989, 12, 9)], 2)
+    a, b = rec('A', 'MULLER^ANNA', '197312', 'F'), rec('B', 'MULLER^ANNA', '19791209', 'F')
+    assert not pm.compare_records(a, b)['conflict']
+
+
+def _common_name_clinic(undated_reregistrations):
+    """ROSSI and MARIA each carried by 40 people (ROSSI^MARIA expected about 4 times by chance), 25 undated records
+    that are re-registrations of dated people (or new people), and a dated and an undated ROSSI^MARIA."""
+    people = [rec(f'R{i:02d}', f'Rossi^Given{i:03d}q', f'19{40 + i:02d}0505', 'F') for i in range(40)]
+    people += [rec(f'M{i:02d}', f'Sur{i:03d}xq^Maria', f'19{40 + i:02d}0606', 'F') for i in range(40)]
+    for i in range(25):
+        people.append(rec(f'U{i:02d}', f'Undated{i:03d}q^Person{i:03d}q', '', 'M'))
+        if undated_reregistrations:
+            people.append(rec(f'D{i:02d}', f'Undated{i:03d}q^Person{i:03d}q', f'19{50 + i:02d}0707', 'M'))
+    return clinic(*people, rec('A', 'Rossi^Maria', '19770417', 'F'), rec('B', 'ROSSI^MARIA', '', 'F'))
+
+
+def test_undated_records_that_are_mostly_reregistrations_let_a_common_name_settle_the_pair():
+    result = pm.find_duplicates(_common_name_clinic(undated_reregistrations=True))
+    assert result['stats']['undated']['reregistration_share'] > 0.9
+    assert grouped(result, 'A', 'B')
+
+
+def test_undated_records_that_are_mostly_new_people_do_not():
+    result = pm.find_duplicates(_common_name_clinic(undated_reregistrations=False))
+    assert result['stats']['undated']['reregistration_share'] < 0.1
+    assert not grouped(result, 'A', 'B')
+
+
+def _same_day_clinic(shared_day):
+    """40 sure pairs that share their study date (so a shared date is likely among the same person's records here),
+    ROSSI and MARIA common, and a dated and an undated ROSSI^MARIA imaged on one quiet day or on two days."""
+    people = [rec(f'R{i:02d}', f'Rossi^Given{i:03d}q', f'19{40 + i:02d}0505', 'F') for i in range(40)]
+    people += [rec(f'M{i:02d}', f'Sur{i:03d}xq^Maria', f'19{40 + i:02d}0606', 'F') for i in range(40)]
+    for i in range(40):
+        for side in 'PQ':
+            people.append(
+                pm.PatientRecord(
+                    f'{side}{i:02d}',
+                    [f'Sure{i:03d}q^Pair{i:03d}q'],
+                    [f'19{50 + i:02d}0808'],
+                    ['M'],
+                    study_dates=[f'2010{1 + i % 12:02d}{1 + i // 12:02d}'],
+                )
+            )
+    a = pm.PatientRecord('A', ['Rossi^Maria'], ['19770417'], ['F'], study_dates=['20240105'])
+    b = pm.PatientRecord('B', ['ROSSI^MARIA'], [''], ['F'], study_dates=['20240105' if shared_day else '20230907'])
+    return clinic(*people, a, b)
+
+
+def test_a_shared_quiet_study_day_is_evidence_in_proportion_to_its_rarity():
+    result = pm.find_duplicates(_same_day_clinic(shared_day=True))
+    assert result['stats']['same_study_day_m'] > 0.9
+    assert grouped(result, 'A', 'B')
+    pair = next(g for g in result['groups'] if 'A' in g['patient_ids'])['pairs'][0]
+    assert pair['evidence']['study_day_likelihood_ratio'] > 1
+    assert not grouped(pm.find_duplicates(_same_day_clinic(shared_day=False)), 'A', 'B')
