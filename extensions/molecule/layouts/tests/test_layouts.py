@@ -3,7 +3,8 @@
 1. The stack that converge built on clinicpacs/orthancteam-layout:1.13.0 (the stand-in of orthancteam/orthanc,
    tests/images/README.md): HTTPS through nginx, /system and the plugins, C-ECHO and C-STORE of a real sample
    from the registered device address (the Molecule host, the network's gateway .1), DICOMweb, the hardening,
-   the image's own entrypoint never ran, the instance survives a restart of Docker.
+   the image's own entrypoint never ran, the modality worklist served by libOrthancWorklists.so (upstream's
+   file name) from a worklist_sync.yml export, the instance survives a restart of Docker.
 2. playbooks/qualify_image.yml with this box as the staging box: --check changes nothing; QUALIFIED for the
    jodogne/orthanc-plugins stand-in and for Debian's clinicpacs/orthanc:1.13.0 (loaded from their archives);
    NOT QUALIFIED, naming the check and the cause, for Orthanc 1.12.7 (the gate) and for an image built here
@@ -14,6 +15,8 @@ Traffic goes only to the box this scenario created and to containers inside it.
 
 from __future__ import annotations
 
+import csv
+import datetime
 import json
 import subprocess
 
@@ -33,6 +36,7 @@ USER root
 RUN truncate -s 4096 "$(readlink -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so)"
 USER orthanc
 """
+TODAY = datetime.date.today().strftime("%Y%m%d")
 CHECKS = ("image", "gate", "deploy", "REST", "C-ECHO", "C-STORE", "DICOMweb", "hardening", "restart")
 
 
@@ -114,6 +118,82 @@ def test_image_entrypoint_did_not_run(host):
     assert host.run("docker exec clinicpacs-orthanc test -e /tmp/orthanc.json").rc == 1
     res = host.run("docker exec clinicpacs-orthanc ls -A /usr/share/orthanc/plugins")
     assert res.rc == 0 and res.stdout.strip() == "", res.stdout
+
+
+def _worklist_find(clinic, calling: str, station: str, out) -> tuple[subprocess.CompletedProcess, list]:
+    """findscu -W from the Molecule host: the station's entries of today, every answer as a file."""
+    out.mkdir()
+    cmd = ["/usr/bin/findscu", "-W", "-aet", calling, "-aec", "ORTHANC", "-to", "20", "-X", "-od", str(out),
+           "-k", "SpecificCharacterSet=ISO_IR 192", "-k", "PatientName", "-k", "PatientID",
+           "-k", f"ScheduledProcedureStepSequence[0].ScheduledStationAETitle={station}",
+           "-k", f"ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate={TODAY}",
+           clinic.ip, "4242"]  # fmt: skip
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)  # noqa: S603
+    return res, [clinicbox.dcmread(path) for path in sorted(out.glob("*.dcm"))]
+
+
+def test_worklist_on_upstream_plugin_file_name(host, clinic, tmp_path):
+    """pacs_worklist_enabled on the orthancteam layout: the role loads plugins-available/libOrthancWorklists.so,
+    worklist_sync.yml loads an export, and the registered device gets exactly its entry, accents intact."""
+    # The role names the plugin it found in Orthanc's configuration, and Orthanc runs it.
+    config = json.loads(host.file("/opt/clinicpacs/orthanc/orthanc.json").content_string)
+    worklist_plugins = [path for path in config["Plugins"] if "Worklists" in path]
+    assert worklist_plugins == ["/usr/share/orthanc/plugins-available/libOrthancWorklists.so"], config["Plugins"]
+    assert "worklists" in clinic.json("/plugins")
+    export = tmp_path / "appointments.csv"
+    day = f"{TODAY[:4]}-{TODAY[4:6]}-{TODAY[6:]}"
+    with export.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["patient_id", "patient_name", "patient_birth_date", "accession_number", "station_aet",
+                         "start_date", "start_time"])  # fmt: skip
+        writer.writerow(["LAY-1", "Lefèvre^Gaëlle", "1971-03-09", "ACC-LAY-1", "SIMSCAN", day, "09:30"])
+        writer.writerow(["LAY-2", "O'Brien^Seán", "1980-11-02", "ACC-LAY-2", "OTHER01", day, "10:00"])
+    extra = json.dumps({"worklist_sync_source": str(export), "worklist_sync_defaults": {"modality": "PX"}})
+    res = clinicbox.playbook("worklist_sync.yml", "-e", extra)
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-1500:]
+    assert clinicbox.changed(res, BOX) >= 1
+    found, answers = _worklist_find(clinic, "SIMSCAN", "SIMSCAN", tmp_path / "find")
+    assert found.returncode == 0, found.stdout + found.stderr
+    assert [(str(a.PatientID), str(a.PatientName)) for a in answers] == [("LAY-1", "Lefèvre^Gaëlle")]
+    again = clinicbox.playbook("worklist_sync.yml", "-e", extra)
+    assert again.returncode == 0 and clinicbox.changed(again, BOX) == 0, again.stdout[-4000:]
+
+
+def _collections_archive(tmp_path) -> str:
+    """The collection (this checkout) and its dependencies as installed for the tests, without what a control
+    node does not need."""
+    archive = tmp_path / "collections.tgz"
+    excluded = (".venv", ".cache", ".collections", ".git", "tests", "bench", "docs")
+    cmd = ["tar", "-C", str(clinicbox.REPO / ".collections"), "-czhf", str(archive)]
+    cmd += [f"--exclude={name}" for name in excluded] + ["ansible_collections"]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=120)  # noqa: S603
+    return str(archive)
+
+
+def test_worklist_sync_on_its_timer(host, clinic, tmp_path):
+    """docs/worklist.md "On a timer": the drift_schedule role's second instance runs worklist_sync.yml. The box
+    is its own control node here; its service, started as the timer starts it, loads the export, and the
+    registered device finds the entry (the previous sync's entries of today are replaced: the day is exclusive)."""
+    day = f"{TODAY[:4]}-{TODAY[4:6]}-{TODAY[6:]}"
+    export = (
+        "patient_id,patient_name,patient_birth_date,accession_number,station_aet,start_date,start_time\n"
+        f"LAY-3,D'Alembert^Zoé,1969-07-21,ACC-LAY-3,SIMSCAN,{day},11:15\n"
+    )
+    extra = {"worklist_timer_collections": _collections_archive(tmp_path), "worklist_timer_csv": export}
+    res = clinicbox.playbook("worklist_timer.yml", "-e", json.dumps(extra))
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-1500:]
+    assert host.run("systemctl is-enabled clinicpacs-worklist-sync.timer").stdout.strip() == "enabled"
+    assert host.run("systemctl is-active clinicpacs-worklist-sync.timer").stdout.strip() == "active"
+    script = host.run("cat /usr/local/sbin/clinicpacs-worklist-sync").stdout
+    assert "clinicpacs.orthanc.worklist_sync" in script, script
+    run = host.run("systemctl start clinicpacs-worklist-sync.service")
+    log = host.run("journalctl --no-pager -u clinicpacs-worklist-sync.service -n 60").stdout
+    assert run.rc == 0, run.stderr + log
+    assert host.run("systemctl show -p Result --value clinicpacs-worklist-sync.service").stdout.strip() == "success"
+    assert "1 appointment(s) loaded, 0 row(s) refused" in " ".join(log.split()), log
+    found, answers = _worklist_find(clinic, "SIMSCAN", "SIMSCAN", tmp_path / "find")
+    assert found.returncode == 0, found.stdout + found.stderr
+    assert [(str(a.PatientID), str(a.PatientName)) for a in answers] == [("LAY-3", "D'Alembert^Zoé")]
 
 
 def test_instance_survives_the_stack_recreated(host, clinic):

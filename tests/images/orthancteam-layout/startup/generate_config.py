@@ -64,7 +64,8 @@ ALIASES = {
 SECTION_PREFIXES = {"POSTGRESQL": "PostgreSQL", "MYSQL": "MySQL", "OHIF": "OHIF"}
 
 # The plugins of this image, in upstream's order (the order links are made and errors reported).
-# Debian's packages have no ConnectivityChecks, Authorization, Worklists (upstream's own), OE2, ...
+# Debian's packages have no ConnectivityChecks, Authorization, OE2, ...; upstream's own Worklists plugin is
+# stood in for by Debian's sample (the Dockerfile), under upstream's file name.
 # section: the configuration section that enables it (default: its name); variable: the
 # *_PLUGIN_ENABLED variable; default_on: enabled unless its variable is "false"; root_setting: a
 # top-level setting that enables it too; defaults: filled into its section when enabled.
@@ -117,6 +118,11 @@ PLUGINS = {
         "libs": ["libDelayedDeletion.so"],
     },
     "MultitenantDicom": {"variable": "MULTITENANT_DICOM_PLUGIN_ENABLED", "libs": ["libMultitenantDicom.so"]},
+    "Worklists": {
+        "variable": "WORKLISTS_PLUGIN_ENABLED",
+        "defaults": {"Enable": True},
+        "libs": ["libOrthancWorklists.so"],
+    },
 }
 
 VERBOSE = os.environ.get("VERBOSE_STARTUP") in ("", "true")
