@@ -32,6 +32,8 @@ BOX = "clinicpacs-molecule-backup_restore"
 SAMPLES = clinicbox.SAMPLES
 UNIQUE = clinicbox.unique_instances()
 BACKUPS = "/var/backups/clinicpacs"
+WORKLIST_PROBE = "/srv/clinicpacs/orthanc/worklists/backup-probe.wl"
+WORKLIST_TEXT = "worklist entry probe"
 TOOL = "/usr/local/sbin/clinicpacs-backup"
 ARCHIVE = "/srv/old-archive"
 STATE: dict = {}
@@ -98,6 +100,11 @@ def test_import_archive_second_run_imports_nothing(host, clinic):
 
 
 def test_backup_written_atomically_with_checksums(host, clinic):
+    # A worklist entry file (pacs_worklist_enabled keeps them in the storage area's worklists folder): the
+    # backup takes it and the restore brings it back (test_restore_after_stack_and_data_destroyed).
+    folder = WORKLIST_PROBE.rsplit("/", 1)[0]
+    plant = f"install -d -o 4242 -g 4242 -m 0750 {folder} && printf %s {WORKLIST_TEXT!r} >{WORKLIST_PROBE}"
+    assert host.run(plant).rc == 0
     STATE["before"] = clinic.snapshot()
     assert STATE["before"]["count"] == UNIQUE == 84
     res = _playbook("backup.yml")
@@ -194,6 +201,7 @@ def test_restore_after_stack_and_data_destroyed(host, clinic):
     assert after["md5"] == STATE["before"]["md5"]
     # Devices live in the database: restored with it.
     assert sorted(clinic.json("/modalities")) == ["sim-cbct"]
+    assert host.file(WORKLIST_PROBE).content_string == WORKLIST_TEXT
 
 
 # ----------------------------------------------------------------------------------------------------
