@@ -304,6 +304,14 @@ def orthanc_process(image=None):
     return ['--entrypoint', image_facts(image)['binary']], ['/etc/orthanc/']
 
 
+def role_default(name):
+    """A plain default of roles/pacs (defaults/main.yml)."""
+    import yaml
+
+    with open(os.path.join(ROOT, 'roles', 'pacs', 'defaults', 'main.yml'), encoding='utf-8') as handle:
+        return yaml.safe_load(handle)[name]
+
+
 def role_orthanc_config(postgres_host, postgres_password, identifier='bench'):
     """Orthanc's two configuration files exactly as ``roles/pacs`` renders them.
 
@@ -441,12 +449,15 @@ def start_pacs_stack(
     postgresql=None,
     orthanc=None,
     postgres_server=None,
+    socket=None,
 ):
     """PostgreSQL + Orthanc with the role's settings on a network of their own.
 
     ``postgresql`` overrides settings of the role's ``PostgreSQL`` section, ``orthanc`` of its main
     configuration and ``postgres_server`` of the PostgreSQL server settings (tuning experiments; a value of
-    None removes the role's setting). PostgreSQL is started with the role's ``postgres -c`` settings and both
+    None removes the role's setting); ``socket``: the index plugin reaches PostgreSQL over its Unix socket (a
+    volume both containers mount) instead of TCP, None: as the role's default (``pacs_postgres_unix_socket``).
+    PostgreSQL is started with the role's ``postgres -c`` settings and both
     containers with the role's memory limits. Returns a dict with container names, the REST URL (127.0.0.1,
     published port), the DICOM port and the settings used.
     """
@@ -458,13 +469,20 @@ def start_pacs_stack(
     main = merge_settings(main, orthanc)
     pgconf['PostgreSQL'] = merge_settings(pgconf['PostgreSQL'], postgresql)
     server_settings = merge_settings(server['settings'], postgres_server)
+    socket_mount = []
+    if socket is None:
+        socket = role_default('pacs_postgres_unix_socket')
+    if socket:
+        socket_vol = res.volume(f'{suffix}-pgsocket')
+        socket_mount = ['-v', f'{socket_vol}:/var/run/postgresql']
+        pgconf['PostgreSQL']['Host'] = '/var/run/postgresql'
     pg = res.run(
         f'{suffix}-pg',
         POSTGRES_IMAGE,
         [
             '--network', net, '--network-alias', 'postgres', '--memory', server['mem_limits']['postgres'],
             '-e', 'POSTGRES_USER=orthanc', '-e', f'POSTGRES_PASSWORD={secret}', '-e', 'POSTGRES_DB=orthanc',
-            '-v', f'{pg_vol}:/var/lib/postgresql/data',
+            '-v', f'{pg_vol}:/var/lib/postgresql/data', *socket_mount,
         ],
         ['postgres'] + [arg for name, value in sorted(server_settings.items()) for arg in ('-c', f'{name}={value}')],
     )  # fmt: skip
@@ -484,7 +502,7 @@ def start_pacs_stack(
         ORTHANC_IMAGE,
         [
             '--network', net, '-v', f'{config_dir}:/etc/orthanc:ro', '-v', f'{db_vol}:/var/lib/orthanc/db',
-            '--memory', server['mem_limits']['orthanc'], *ports, *process,
+            '--memory', server['mem_limits']['orthanc'], *ports, *process, *socket_mount,
         ],
         command,
     )  # fmt: skip
@@ -500,6 +518,7 @@ def start_pacs_stack(
         'config': main,
         'index_plugin_config': {k: v for k, v in pgconf['PostgreSQL'].items() if k not in ('Password', 'Host')},
         'postgres_server_settings': server_settings,
+        'socket': socket,
     }
 
 

@@ -157,11 +157,13 @@ BARE_AET = 'BARESCP'
 # The tuning ladder (--steps): from the role as it was before tuning (Orthanc's and the plugin's defaults,
 # PostgreSQL's own settings) one change at a time up to the role's defaults. Each step is a variant of "ours":
 # "orthanc" / "index_plugin" / "postgres" override the role's settings (None removes one; "postgres":
-# "defaults" starts PostgreSQL with no -c setting at all).
+# "defaults" starts PostgreSQL with no -c setting at all); "socket": false reaches PostgreSQL over TCP, true over
+# its Unix socket (absent: the role's default, pacs_postgres_unix_socket).
 UNTUNED = {
     'orthanc': {'DicomThreadsCount': None, 'ConcurrentJobs': None},
     'index_plugin': {'IndexConnectionsCount': None},
     'postgres': 'defaults',
+    'socket': False,
 }
 STEPS = [
     ('untuned', 'the role before tuning: Orthanc, index plugin and PostgreSQL defaults', UNTUNED),
@@ -175,7 +177,8 @@ STEPS = [
         "untuned + the role's DicomThreadsCount (the cores, 2 to 4) and ConcurrentJobs",
         {**UNTUNED, 'orthanc': {}},
     ),
-    ('ours', '+ PostgreSQL sized from memory and cores: the role\'s defaults', {}),
+    ('postgres-sized', '+ PostgreSQL sized from memory and cores (index over TCP)', {'socket': False}),
+    ('ours', "+ the index over PostgreSQL's Unix socket: the role's defaults", {}),
 ]
 
 
@@ -328,6 +331,7 @@ def start_ours(res, tmp, dicom_net, senders, label='ours', variant=None):
         postgres_server=dict.fromkeys(common.role_orthanc_config('x', 'x')[2]['settings'])
         if postgres == 'defaults'
         else postgres,
+        socket=variant.get('socket'),
     )
     common.docker('network', 'connect', dicom_net, stack['orthanc'])
     register_senders(stack['url'], (user, password), senders)
@@ -336,6 +340,7 @@ def start_ours(res, tmp, dicom_net, senders, label='ours', variant=None):
         'orthanc': stack['config'],
         'index_plugin': stack['index_plugin_config'],
         'postgres_server': stack['postgres_server_settings'],
+        'index_connection': 'unix socket' if stack['socket'] else 'tcp',
     }
     return {
         'label': label,
@@ -591,8 +596,8 @@ def _variant(text):
         doc = json.loads(spec)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f'--variant {label}: not JSON ({exc})') from exc
-    if not isinstance(doc, dict) or set(doc) - {'orthanc', 'index_plugin', 'postgres'}:
-        raise argparse.ArgumentTypeError(f'--variant {label}: keys are orthanc, index_plugin, postgres')
+    if not isinstance(doc, dict) or set(doc) - {'orthanc', 'index_plugin', 'postgres', 'socket'}:
+        raise argparse.ArgumentTypeError(f'--variant {label}: keys are orthanc, index_plugin, postgres, socket')
     return label, doc
 
 

@@ -169,6 +169,24 @@ def test_root_filesystem_is_read_only(host, name):
     assert "Read-only file system" in res.stderr, res.stderr
 
 
+def test_postgres_socket_shared_with_orthanc_only(host):
+    """pacs_postgres_unix_socket: PostgreSQL's socket directory is a volume of PostgreSQL (read-write) and Orthanc
+    (read-only) only, and Orthanc's index connections come over it (no client address), none over TCP."""
+    mounts = {
+        name: {m["Destination"]: m for m in _inspect(host, name)["Mounts"]} for name in CONTAINERS
+    }  # fmt: skip
+    assert mounts["clinicpacs-postgres"]["/var/run/postgresql"]["RW"] is True
+    assert mounts["clinicpacs-orthanc"]["/var/run/postgresql"]["RW"] is False
+    assert "/var/run/postgresql" not in mounts["clinicpacs-nginx"]
+    query = (
+        "SELECT coalesce(host(client_addr), 'socket') FROM pg_stat_activity "
+        "WHERE backend_type = 'client backend' AND application_name <> 'psql'"
+    )
+    res = host.run("docker exec clinicpacs-postgres psql -U orthanc -d orthanc -tAc %s", query)
+    assert res.rc == 0, res.stderr
+    assert res.stdout.split() and set(res.stdout.split()) == {"socket"}, res.stdout
+
+
 def test_no_docker_socket_anywhere(host):
     res = host.run("docker ps -q | xargs docker inspect -f '{{range .Mounts}}{{.Source}} {{end}}'")
     assert res.rc == 0, res.stderr
