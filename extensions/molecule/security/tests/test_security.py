@@ -132,7 +132,7 @@ def _processes(host, name: str) -> dict[str, dict[str, str]]:
         if line.startswith("== "):
             current = procs.setdefault(line.split("/")[2], {})
         elif ":" in line:
-            key, _, value = line.partition(":")
+            key, _sep, value = line.partition(":")
             current[key] = value.split()[0] if value.split() else ""
     return {pid: fields for pid, fields in procs.items() if "Uid" in fields}
 
