@@ -361,7 +361,11 @@ def test_role_compose_template_still_hardens_orthanc() -> None:
         "- {{ pacs_data_dir }}/orthanc:/var/lib/orthanc/db",
     ):
         assert setting in orthanc, setting
-    assert "tmpfs:\n      - /tmp:" in orthanc and "/run" not in orthanc  # /tmp is the only writable path
+    # /tmp is the only writable path: no /run tmpfs, and PostgreSQL's socket (pacs_postgres_unix_socket) read-only.
+    assert "tmpfs:\n      - /tmp:" in orthanc and "- /run" not in orthanc
+    assert [line.strip() for line in orthanc.splitlines() if "/run" in line] == [
+        "- postgres-socket:/var/run/postgresql:ro"
+    ]
 
 
 @pytest.mark.parametrize(
