@@ -100,6 +100,9 @@ def clinic_vars(index, prefix, base_dir, port):
         # The clinics' data lie on this machine's disk, which a CI run fills with images and test data: its fill
         # is not the benchmark's subject and must not fail the run, so the critical disk level is off.
         'pacs_health_disk_used_critical_percent': None,
+        # The benchmark starts each clinic's PostgreSQL and Orthanc itself, on one network (Orthanc reaches
+        # PostgreSQL as `postgres`), without the Compose project's socket volume: the index over TCP.
+        'pacs_postgres_unix_socket': False,
         'pacs_project_name': f'{prefix}-c{index:02d}',
         'pacs_rest_port': port,
         'pacs_orthanc_image': common.ORTHANC_IMAGE,
