@@ -813,6 +813,127 @@ def _folded(token):
     return ''.join(out)
 
 
+# Chinese names: pinyin (mainland), Wade-Giles (Taiwan, older passports) and the Cantonese spellings of Hong Kong
+# write one syllable several ways (``Xiuying``/``Hsiu-Ying``, ``Zhiwei``/``Chih-Wei``, ``Guo``/``Kuo``). A name that
+# reads as a run of Chinese syllables is folded: the Wade-Giles finals to pinyin, then the initials that the two
+# systems write differently to one class (Wade-Giles writes pinyin's b/p, d/t, g/k, zh/ch/j/q, z/c with and without an
+# apostrophe, which records drop).
+_ZH_SYLLABLE = re.compile(
+    r'^(?:(?:ssu|szu|tzu|tsu|(?:zh|ch|sh|hs|ts|tz|hw|kw|[bpmfdtnlgkhjqxrzcsyw])?'
+    r'(?:iang|iong|iung|uang|ueng|ang|eng|ing|ong|ung|iao|ian|ien|ieh|uai|uan|uei|ueh|ai|ei|ao|ou|an|en|in|un|'
+    r'ih|ia|ie|iu|ua|uo|ui|ue|a|o|e|i|u))|erh|er|ng)+$'
+)
+_ZH_FINALS = (
+    ('hs', 'x'),
+    ('shih', 'shi'),
+    ('chih', 'zhi'),
+    ('jih', 'ri'),
+    ('tzu', 'zi'),
+    ('tsu', 'zi'),
+    ('ssu', 'si'),
+    ('szu', 'si'),
+    ('yen', 'yan'),
+    ('ieh', 'ie'),
+    ('ien', 'ian'),
+    ('ueh', 'ue'),
+    ('uei', 'ui'),
+    ('erh', 'er'),
+    ('iung', 'iong'),
+    ('ung', 'ong'),
+)
+_ZH_INITIALS = re.compile(r'zh|ch|ts|tz|[jqzcgkbpdt]|(?<=[^aeiou])wei')
+_ZH_CLASS = {'zh': 'C', 'ch': 'C', 'j': 'C', 'q': 'C', 'ts': 'Z', 'tz': 'Z', 'z': 'Z', 'c': 'Z', 'g': 'K', 'k': 'K'}
+_ZH_CLASS.update({'b': 'P', 'p': 'P', 'd': 'T', 't': 'T', 'wei': 'ui'})
+# Hong Kong (Cantonese) spellings of common Chinese surnames, against their pinyin
+_CANTONESE_SURNAMES = {
+    'wang': ('wong',), 'huang': ('wong',), 'li': ('lee', 'lei'), 'chen': ('chan',), 'zhang': ('cheung',),
+    'liu': ('lau',), 'yang': ('yeung',), 'zhao': ('chiu',), 'wu': ('ng', 'woo'), 'zhou': ('chow', 'chau'),
+    'xu': ('hui', 'tsui'), 'sun': ('suen',), 'zhu': ('chu',), 'gao': ('ko',), 'lin': ('lam',), 'he': ('ho',),
+    'guo': ('kwok',), 'ma': ('mah',), 'luo': ('lo', 'law'), 'zheng': ('cheng',), 'xie': ('tse',),
+    'liang': ('leung',), 'song': ('sung',), 'tang': ('tong',), 'han': ('hon',), 'feng': ('fung',),
+    'deng': ('tang',), 'cao': ('tso',), 'peng': ('pang',), 'zeng': ('tsang',), 'xiao': ('siu',),
+    'tian': ('tin',), 'dong': ('tung',), 'pan': ('poon',), 'yuan': ('yuen',), 'cai': ('choi', 'tsoi'),
+    'jiang': ('keung', 'kong'), 'yu': ('yue', 'yee'), 'du': ('to',), 'ye': ('yip',), 'cheng': ('ching',),
+    'wei': ('ngai',), 'su': ('so',), 'lu': ('lo', 'luk'), 'ding': ('ting',), 'shen': ('shum', 'sum'),
+    'ren': ('yam',), 'yao': ('yiu',), 'tan': ('tam',), 'zou': ('chau',), 'xiong': ('hung',), 'jin': ('kam',),
+    'qiu': ('yau',), 'mai': ('mak',), 'mo': ('mok',), 'fang': ('fong',), 'yan': ('yim',), 'qian': ('chin',),
+}  # fmt: skip
+_CANTONESE = {}
+for _pinyin, _spellings in _CANTONESE_SURNAMES.items():
+    for _spelling in _spellings:
+        _CANTONESE.setdefault(_spelling, set()).add(_pinyin)
+
+
+@lru_cache(maxsize=1 << 16)
+def _reads_chinese(token):
+    return token.isascii() and 0 < len(token) <= 12 and bool(_ZH_SYLLABLE.match(token))
+
+
+@lru_cache(maxsize=1 << 16)
+def _romanised(token):
+    """A Chinese name's token folded over pinyin and Wade-Giles (see above)."""
+    for src, dst in _ZH_FINALS:
+        if src in token:
+            token = token.replace(src, dst)
+    token = _ZH_INITIALS.sub(lambda m: _ZH_CLASS[m.group(0)], token)
+    # Wade-Giles ``ko``/``ho`` is pinyin ``ge``/``he`` (``kuo`` stays ``guo``)
+    return re.sub(r'(?<=[Kh])o(?!ng|u)', 'e', token)
+
+
+def _same_chinese_name(x, y, a, b):
+    """True when two tokens (or joined keys) of names that read as Chinese throughout are one name in two
+    romanisations, or one surname in pinyin and in its Cantonese spelling (``Huang``/``Wong``)."""
+    if x == y or not (_reads_chinese_name(a) and _reads_chinese_name(b)):
+        return False
+    if x in _CANTONESE.get(y, ()) or y in _CANTONESE.get(x, ()):
+        return True
+    return _reads_chinese(x) and _reads_chinese(y) and _romanised(x) == _romanised(y)
+
+
+def _reads_chinese_name(pn):
+    return all(_reads_chinese(tok) or tok in _CANTONESE for tok in (*pn.family, *pn.given))
+
+
+# Given names and their everyday short forms (hypocorisms), in the languages of the clinics we serve first:
+# the short form is not a typo of the name and shares few letters with it (``Pepe`` for ``José``).
+_NICKNAMES = {
+    # Spanish
+    'jose': ('pepe', 'pepito', 'chema'), 'josemaria': ('chema',), 'francisco': ('paco', 'pancho', 'curro', 'fran'),
+    'manuel': ('manolo', 'manu', 'lolo'), 'dolores': ('lola', 'loli'), 'concepcion': ('concha', 'conchi', 'chon'),
+    'josefa': ('pepa', 'pepi'), 'jesus': ('chus', 'chuy', 'chucho'), 'ignacio': ('nacho', 'inaki'),
+    'enrique': ('quique',), 'antonio': ('toni', 'tono', 'tonio', 'tonino', 'toto'), 'francisca': ('paqui', 'paca'),
+    'rosario': ('charo',), 'mercedes': ('merche',), 'guillermo': ('guille', 'memo'), 'alejandro': ('alex', 'ale'),
+    'isabel': ('isa', 'chabela'), 'consuelo': ('chelo',), 'asuncion': ('asun',), 'soledad': ('sole',),
+    'inmaculada': ('inma',), 'montserrat': ('montse',), 'ramon': ('moncho',), 'eduardo': ('edu',),
+    'jorge': ('coque',), 'rafael': ('rafa',), 'santiago': ('santi', 'yago'), 'fernando': ('nando',),
+    'gregorio': ('goyo',), 'socorro': ('coco',), 'luis': ('lucho',), 'pilar': ('pili',), 'encarnacion': ('encarna',),
+    # Portuguese
+    'joao': ('joaozinho',), 'maria': ('mariazinha',), 'raimundo': ('mundo',),
+    # Italian
+    'giuseppe': ('beppe', 'peppe', 'pino', 'peppino', 'geppetto'), 'giuseppina': ('pina', 'peppina'),
+    'giovanni': ('gianni', 'nanni', 'vanni'), 'francesco': ('franco', 'checco', 'cecco'),
+    'salvatore': ('toto', 'turi', 'rino'), 'vincenzo': ('enzo',), 'alessandro': ('sandro',),
+    'alessandra': ('sandra',), 'domenico': ('mimmo',), 'gaetano': ('tano',), 'luigi': ('gino',),
+    'massimiliano': ('max', 'massimo'), 'francesca': ('franca', 'cesca'), 'margherita': ('rita',),
+    'caterina': ('rina',), 'giacomo': ('mino',), 'gianfranco': ('franco',), 'nicola': ('nico',),
+    'carmela': ('melina', 'lina'), 'raffaele': ('lello',), 'emanuele': ('lele',), 'gabriele': ('lele',),
+    'filippo': ('pippo',), 'federico': ('fede',), 'leonardo': ('leo',), 'benedetto': ('betto',),
+    # German
+    'johannes': ('hans', 'hannes'), 'johann': ('hans',), 'elisabeth': ('lisa', 'liesel', 'elise', 'sissi'),
+    'katharina': ('kathe', 'kathi', 'katja'), 'margarete': ('grete', 'gretel'), 'josef': ('sepp', 'seppl'),
+    'friedrich': ('fritz',), 'heinrich': ('heinz', 'heini'), 'wolfgang': ('wolf',), 'christoph': ('chris',),
+    # English
+    'william': ('bill', 'will', 'billy'), 'robert': ('bob', 'rob', 'bobby'), 'richard': ('dick', 'rick'),
+    'margaret': ('peggy', 'maggie', 'meg'), 'elizabeth': ('liz', 'beth', 'betty'), 'james': ('jim', 'jimmy'),
+    'edward': ('ted', 'ed', 'eddie'), 'charles': ('chuck', 'charlie'), 'catherine': ('kate', 'cathy'),
+}  # fmt: skip
+
+
+def _nickname(x, y):
+    """True when one given name is an everyday short form of the other (``Pepe``/``José``, ``Beppe``/``Giuseppe``)."""
+    return x in _NICKNAMES.get(y, ()) or y in _NICKNAMES.get(x, ())
+
+
 def _distinct_names(x, y, cfg, kind):
     """True when two similar-looking names are both established in this clinic (each seen in at least
     ``distinct_name_count`` records) and do not sound alike: two real names (``Marco``/``Mario``,
@@ -822,7 +943,10 @@ def _distinct_names(x, y, cfg, kind):
         return False
     counts = freq.family if kind == 'family' else freq.given
     low = cfg['distinct_name_count']
-    if counts.get(x, 0) < low or counts.get(y, 0) < low:
+    cx, cy = counts.get(x, 0), counts.get(y, 0)
+    if min(cx, cy) < max(low, 0.02 * max(cx, cy)):
+        # one of them is rare, or rare next to the other: typos of a name common here (``GARIA`` three times
+        # beside ``GARCIA`` two hundred times) are that frequent too
         return False
     return phonetic_key(x) != phonetic_key(y) and _folded(x) != _folded(y)
 
@@ -833,6 +957,8 @@ def _family_similarity(a, b, cfg=None):
         return 1.0, None
     if _folded(a.family_key) == _folded(b.family_key):
         return 0.97, 'family name spelling variant'
+    if _same_chinese_name(a.family_key, b.family_key, a, b):
+        return 0.93, 'family name in another romanisation'
     score = jaro_winkler(a.family_key, b.family_key)
     if len(a.family) > 1 or len(b.family) > 1:
         common = set(a.family) & set(b.family)
@@ -891,12 +1017,40 @@ def _given_similarity(a, b, cfg=None):
         return 0.85, 'given name initial'
     if _folded(fa) == _folded(fb) or _folded(a.given_key) == _folded(b.given_key):
         return 0.97, 'given name spelling variant'
+    if _same_chinese_name(a.given_key, b.given_key, a, b) or _same_chinese_name(fa, fb, a, b):
+        return 0.93, 'given name in another romanisation'
+    if _nickname(fa, fb) or _nickname(a.given_key, b.given_key):
+        return 0.9, 'given name and its short form'
+    short, full = sorted((a.given, b.given), key=len)
+    if len(full) > len(short) and all(tok in full for tok in short) and any(len(tok) > 2 for tok in short):
+        # one record has the whole compound given name, the other the part the patient goes by
+        # (``MARIA ROSARIA``/``ROSARIA``, ``MARÍA DEL CARMEN``/``CARMEN``)
+        return 0.92, 'part of a compound given name'
     score = max(jaro_winkler(fa, fb), jaro_winkler(a.given_key, b.given_key))
     if cfg is not None and _distinct_names(fa, fb, cfg, 'given'):
         return min(score, 0.5), 'two different given names, both common here'
+    low = (cfg or DEFAULT_CONFIG)['given_min']
+    if score < low and len(fa) >= 3 and damerau_levenshtein(fa, fb) == 1:
+        # one slip in a short name, which Jaro-Winkler scores low (``UEW``/``UWE``): two letters swapped, or, where
+        # this clinic's records show one spelling to be rare (a typo), any one letter; without frequencies a letter
+        # for another is not taken, in a short name it often makes another name (``DINO``/``TINO``)
+        if sorted(fa) == sorted(fb) or (cfg is not None and cfg.get('_freq') is not None):
+            return low, 'given name typo (one slip)'
     if score < 0.9 and fa[0] == fb[0] and _sounds_alike(fa, fb):
         return 0.9, 'given names sound alike (another transliteration)'
     return score, None
+
+
+def _spelling_similarity(x, y, a, b):
+    """0.97 for two spellings of one name (umlaut transcriptions, doublets), 0.93 for one Chinese name in two
+    romanisations, else 0."""
+    if not x or not y:
+        return 0.0
+    if _folded(x) == _folded(y):
+        return 0.97
+    if _same_chinese_name(x, y, a, b):
+        return 0.93
+    return 0.0
 
 
 def _given_vs_family(given_of, family_of):
@@ -943,8 +1097,11 @@ def _compare_names_once(a, b, cfg):
     giv, giv_note = _given_similarity(a, b, cfg)
     swapped = False
     if a.given and b.given and (fam < fam_min or (giv is not None and giv < giv_min)):
-        fam_s = _given_vs_family(b, a)
-        giv_s = _given_vs_family(a, b)
+        # the fields swapped: each side's family name against the other's given name, by Jaro-Winkler or as one
+        # name in two spellings (umlauts, romanisations: ``Wei Wong`` against ``HUANG^WEI``); the surname rules of
+        # compound names are not applied across the fields
+        fam_s = max(_given_vs_family(b, a), _spelling_similarity(b.given_key, a.family_key, a, b))
+        giv_s = max(_given_vs_family(a, b), _spelling_similarity(a.given_key, b.family_key, a, b))
         if min(fam_s, giv_s) > min(fam, giv) and (fam_s + giv_s) > (fam + giv):
             fam, giv, swapped = fam_s, giv_s, True
             fam_note = giv_note = None

@@ -493,6 +493,50 @@ def test_umlaut_transcriptions_are_one_name():
     assert res['score'] >= 0.95 and 'family name spelling variant' in res['reasons']
 
 
+@pytest.mark.parametrize(
+    'a, b',
+    [
+        ('ZHOU^XIUYING', 'Chou^Hsiu-Ying'),  # pinyin and Wade-Giles: zh/ch, x/hs
+        ('ZHENG^ZHIWEI', 'Cheng^Chih-Wei'),  # -ih
+        ('XIE^JIANGUO', 'Hsieh^Chien-Kuo'),  # -ieh, -ien, g/k
+        ('GUO^YONG', 'Kuo^Yung'),  # -ung
+        ('HE^HUI', 'Ho^Hwei'),  # ho/he, hwei
+        ('HUANG^WEI', 'Wong^Wei'),  # Cantonese spelling of the surname
+        ('WU^LI', 'Ng^Lee'),
+    ],
+)
+def test_chinese_names_in_two_romanisations_are_one_name(a, b):
+    res = score(rec('1', a, '19791222', 'M'), rec('2', b, '19791222', 'M'))
+    assert res['score'] >= 0.9 and not res['conflict'], res['reasons']
+    assert any('another romanisation' in r for r in res['reasons'])
+
+
+def test_romanisation_applies_only_to_names_that_read_as_chinese():
+    # Dino and Tino fold together as Chinese syllables, but Ferrari is no Chinese name: two people
+    res = score(rec('1', 'Ferrari^Dino', '19600101', 'M'), rec('2', 'Ferrari^Tino', '19600101', 'M'))
+    assert res['conflict'] and res['score'] < 0.8
+    # two different Chinese names stay different
+    res = score(rec('1', 'Wang^Wei', '19600101', 'M'), rec('2', 'Huang^Wei', '19600101', 'M'))
+    assert res['conflict'], res['reasons']
+
+
+@pytest.mark.parametrize(
+    'full, short',
+    [('García^José', 'GARCIA^PEPE'), ('Esposito^Giuseppe', 'ESPOSITO^BEPPE'), ('Weber^Johannes', 'WEBER^HANS')],
+)
+def test_a_given_name_and_its_short_form_are_one_name(full, short):
+    res = score(rec('1', full, '19700315', 'M'), rec('2', short, '19700315', 'M'))
+    assert res['score'] >= 0.9 and 'given name and its short form' in res['reasons'], res['reasons']
+    assert score(rec('1', full, '19700315', 'M'), rec('2', short, '19710822', 'M'))['conflict']
+
+
+def test_swapped_fields_keep_the_spelling_rules():
+    # the given name in the family field, and the surname in its Cantonese spelling
+    res = score(rec('1', 'WEI^WONG', '19671107', 'F'), rec('2', 'Huang^Wei', '19671107', 'F'))
+    assert res['score'] >= 0.9 and not res['conflict'], res['reasons']
+    assert 'name order swapped' in res['reasons']
+
+
 def test_rare_name_without_birth_date_is_grouped_a_common_one_is_not():
     rare = clinic(rec('R1', 'Quercioli^Ottavina', '19520417', 'F'), rec('R2', 'QUERCIOLI^OTTAVINA', '', 'F'))
     result = pm.find_duplicates(rare)
