@@ -62,8 +62,10 @@ mutations: collections images mutations-only ## the mutation table: each securit
 molecule: collections images molecule-only ## Molecule scenarios on clinic box containers
 
 # The same without their prerequisites (tools/test.sh has made them already).
+# Two workers, each test file on one of them with its own Orthanc and PostgreSQL (the session fixture): the tests
+# mostly wait on Orthanc, PostgreSQL and ansible-playbook, so two at a time take about two thirds of the time.
 integration-only:
-	$(PYTEST) tests/images tests/integration
+	$(PYTEST) -n 2 --dist loadfile --durations=15 tests/images tests/integration
 
 mutations-only:
 	$(BIN)/python tests/mutations/run.py $(MUTATIONS_ARGS)

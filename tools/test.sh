@@ -99,14 +99,13 @@ fi
 declare -a lane_jobs=()
 for ((i = 0; i < LANES; i++)); do lane_jobs[i]=""; done
 # Each job to the lane with the least queued, longest first, by the minutes a job took in a lane on the
-# 2-core machine (the runs of 2026-12-02 after the fleet, worklist and backup work); a scenario not listed
-# counts 5.
+# 2-core machine (the fresh-clone run of 8fe31a5, 2026-12-02 17:35 UTC; integration with two workers since); a
+# scenario not listed counts 8.
 declare -a lane_cost=()
 cost() {
   case "${1#molecule:}" in
-    fleet) echo 13 ;; layouts) echo 10 ;; backup_restore | integration) echo 8 ;;
-    upgrade | security) echo 7 ;; default) echo 5 ;; bench) echo 4 ;;
-    mutations) echo 2 ;; smoke) echo 1 ;; *) echo 5 ;;
+    fleet) echo 24 ;; layouts) echo 22 ;; backup_restore) echo 9 ;; upgrade | security) echo 8 ;;
+    default) echo 7 ;; integration) echo 6 ;; bench) echo 5 ;; mutations) echo 2 ;; smoke) echo 1 ;; *) echo 8 ;;
   esac
 }
 for ((i = 0; i < LANES; i++)); do lane_cost[i]=0; done
