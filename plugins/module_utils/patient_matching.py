@@ -1030,12 +1030,16 @@ def _given_similarity(a, b, cfg=None):
     if cfg is not None and _distinct_names(fa, fb, cfg, 'given'):
         return min(score, 0.5), 'two different given names, both common here'
     low = (cfg or DEFAULT_CONFIG)['given_min']
-    if score < low and len(fa) >= 3 and damerau_levenshtein(fa, fb) == 1:
-        # one slip in a short name, which Jaro-Winkler scores low (``UEW``/``UWE``): two letters swapped, or, where
-        # this clinic's records show one spelling to be rare (a typo), any one letter; without frequencies a letter
-        # for another is not taken, in a short name it often makes another name (``DINO``/``TINO``)
-        if sorted(fa) == sorted(fb) or (cfg is not None and cfg.get('_freq') is not None):
-            return low, 'given name typo (one slip)'
+    # one slip in a short name, which Jaro-Winkler scores low (``UEW``/``UWE``): two letters swapped, or, where this
+    # clinic's records show one spelling to be rare (a typo), any one letter; without frequencies a letter for
+    # another is not taken, in a short name it often makes another name (``DINO``/``TINO``)
+    if (
+        score < low
+        and len(fa) >= 3
+        and damerau_levenshtein(fa, fb) == 1
+        and (sorted(fa) == sorted(fb) or (cfg is not None and cfg.get('_freq') is not None))
+    ):
+        return low, 'given name typo (one slip)'
     if score < 0.9 and fa[0] == fb[0] and _sounds_alike(fa, fb):
         return 0.9, 'given names sound alike (another transliteration)'
     return score, None
