@@ -962,6 +962,8 @@ def _family_similarity(a, b, cfg=None):
     score = jaro_winkler(a.family_key, b.family_key)
     if len(a.family) > 1 or len(b.family) > 1:
         common = set(a.family) & set(b.family)
+        if _other_surnames_differ(a.family, b.family, common):
+            return min(score, 0.75), 'one of two surnames differs'
         # a shared surname settles it, however similar the whole keys look (a high Jaro-Winkler of ``VELASCO`` and
         # ``VELASCOMOYA`` must not fall through to the two-different-surnames rule below)
         if any(len(tok) > 2 and tok not in _PARTICLES for tok in common):
@@ -973,6 +975,26 @@ def _family_similarity(a, b, cfg=None):
     if score < 0.9 and _sounds_alike(a.family_key, b.family_key):
         return 0.9, 'family names sound alike (another transliteration)'
     return score, None
+
+
+def _other_surnames_differ(fa, fb, common):
+    """True when both records carry two surnames or more, share one and differ in another, not by a typo or a
+    spelling (``LOZANO GARCIA`` / ``GARCIA MARQUEZ``, ``RODRIGUEZ PEREZ`` / ``RODRIGUEZ ETXEBERRIA``): where two
+    surnames are given, the second is the other parent's, so a different one is another person (a cousin, or a
+    namesake); a dropped surname (one record with one) is not this."""
+    sa = [t for t in fa if len(t) > 2 and t not in _PARTICLES]
+    sb = [t for t in fb if len(t) > 2 and t not in _PARTICLES]
+    if len(sa) < 2 or len(sb) < 2 or not common:
+        return False
+    rest_a = [t for t in sa if t not in common]
+    rest_b = [t for t in sb if t not in common]
+    if not rest_a or not rest_b:
+        return False
+    for x in rest_a:
+        for y in rest_b:
+            if _folded(x) == _folded(y) or jaro_winkler(x, y) >= 0.85 or damerau_levenshtein(x, y) <= 2:
+                return False
+    return True
 
 
 def _typo_in_shared_surname(fa, fb):
@@ -1115,7 +1137,7 @@ def _compare_names_once(a, b, cfg):
     if swapped:
         reasons.append('name order swapped')
     if family_conflict:
-        reasons.append(f'different family names (jaro-winkler {fam:.2f})')
+        reasons.append(fam_note or f'different family names (jaro-winkler {fam:.2f})')
     elif fam_note:
         reasons.append(fam_note)
     elif fam < 1.0:

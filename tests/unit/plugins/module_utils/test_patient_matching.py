@@ -537,6 +537,19 @@ def test_swapped_fields_keep_the_spelling_rules():
     assert 'name order swapped' in res['reasons']
 
 
+def test_two_double_surnames_that_share_one_are_two_people():
+    # where both records give two surnames, a different second one is another parent: a cousin or a namesake
+    cousins = (('Lozano García^David', 'GARCÍA MÁRQUEZ^DAVID'), ('Rodríguez Pérez^José', 'RODRIGUEZ ETXEBERRIA^JOSE'))
+    for a, b in cousins:
+        res = score(rec('1', a, '19660319', 'M'), rec('2', b, '19660319', 'M'))
+        assert res['conflict'] and res['score'] < 0.8, res['reasons']
+        assert 'one of two surnames differs' in res['reasons']
+    # one surname dropped, or a typo in the second, is still one person
+    for other in ('GARCIA^DAVID', 'Lozano Garcia^David', 'LOZANO GRACIA^DAVID'):
+        res = score(rec('1', 'Lozano García^David', '19660319', 'M'), rec('2', other, '19660319', 'M'))
+        assert res['score'] >= 0.9 and not res['conflict'], (other, res['reasons'])
+
+
 def test_rare_name_without_birth_date_is_grouped_a_common_one_is_not():
     rare = clinic(rec('R1', 'Quercioli^Ottavina', '19520417', 'F'), rec('R2', 'QUERCIOLI^OTTAVINA', '', 'F'))
     result = pm.find_duplicates(rare)
