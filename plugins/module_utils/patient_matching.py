@@ -77,7 +77,8 @@ leaves the prior ``name_m_prior``. For a pair, the expected number of *other* pe
 ``u * N`` (token counts, or the other same-sex people with that full name whose birth years are more than two
 years from the pair's own), and the probability that the name agreement is one person is ``m / (m + u * N)``.
 It replaces the fixed ``missing_one_date_factor`` by a factor from ``missing_date_common_factor`` to
-``missing_date_rare_factor``; a birth-date slip with a name variant needs ``rare_name_probability``, a slip
+``missing_date_rare_factor``; a birth-date slip with a name variant needs ``rare_name_probability`` once the slip
+itself is counted as evidence (a likelihood ratio of 10: another person's date one slip away is unlikely), a slip
 alone fails for a name with ``common_name_namesakes`` other people; two look-alike names both carried by
 ``distinct_name_count`` records that do not sound alike are two names. A shared study date on a quiet day (under
 1 % of the records) adds ``weights.study_date``. Pairs kept below the threshold only by these rules are listed as
@@ -1763,6 +1764,22 @@ def compare_records(a, b, config=None):
     return _compare(a, b, cfg)
 
 
+# How much likelier two birth dates one slip apart (a digit, a day/month swap, a year off by one) are for one person
+# typed twice than for two people: about one re-registration in ten has a slip, spread over some thirty dates one
+# slip away, against one chance in about thirty thousand (85 years of birth days) that another person's date falls
+# on a given one of them. 10 keeps a wide margin below that: synthetic clinics that plant namesakes with near
+# birth dates lost precision with 20 (bench/results/dedupe_quality.json).
+_DATE_SLIP_LIKELIHOOD_RATIO = 10.0
+
+
+def _with_date_slip(probability):
+    """The probability that a name agreement is one person, updated by a birth-date slip between the two."""
+    if probability >= 1.0:
+        return 1.0
+    odds = probability / (1.0 - probability) * _DATE_SLIP_LIKELIHOOD_RATIO
+    return odds / (1.0 + odds)
+
+
 def _far_dates(dates_a, dates_b, max_year_gap):
     """True when every pair of dates is far apart: years further than ``max_year_gap``, a partial date that
     disagrees, or full dates that differ in three digits or more (two typos of one date differ in two)."""
@@ -1871,7 +1888,7 @@ def _compare(a, b, cfg):
             and a.has_full_date()
             and b.has_full_date()
             and (
-                (name['score'] < 1.0 and probability < cfg['rare_name_probability'])
+                (name['score'] < 1.0 and _with_date_slip(probability) < cfg['rare_name_probability'])
                 or expected >= cfg['common_name_namesakes']
             )
         ):
